@@ -1,0 +1,207 @@
+"""PingFunction: one entry for the HTTPS API, the EventBridge Scheduler run and a direct invoke.
+
+Thin on purpose: it parses input, calls ``stripe_monitor.checks.Monitor`` and shapes the output.
+"""
+
+import json
+import re
+from functools import cache
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime
+
+from stripe_monitor.check_store import CheckStore, InvalidCursorError
+from stripe_monitor.checks import Monitor, StorageError, deadline_from_remaining_ms
+from stripe_monitor.destination_ids import InvalidDestinationIdError
+from stripe_monitor.observability import logger, metrics, tracer
+from stripe_monitor.ping import Outcome
+from stripe_monitor.records import Trigger
+from stripe_monitor.settings import ConfigError, get_settings
+from stripe_monitor.stripe_key import get_stripe_api_key
+
+HISTORY_DEFAULT_LIMIT = 20
+HISTORY_MAX_LIMIT = 100
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces, as Stripe accepts
+_STATUS_FOR_OUTCOME = {
+    Outcome.OK: HTTPStatus.OK,
+    Outcome.NOT_FOUND: HTTPStatus.NOT_FOUND,
+    Outcome.TIMEOUT: HTTPStatus.GATEWAY_TIMEOUT,
+    Outcome.CONFIG_ERROR: HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+_ROUTES = {  # path pattern -> allowed methods, for 405 answers
+    re.compile(r"/destinations/[^/]+/ping"): ("POST",),
+    re.compile(r"/destinations/[^/]+/pings"): ("GET",),
+    re.compile(r"/destinations"): ("GET",),
+}
+
+app = APIGatewayRestResolver()
+
+
+@cache
+def monitor() -> Monitor:
+    settings = get_settings()
+    return Monitor(settings, CheckStore(settings.table_name), get_stripe_api_key)
+
+
+def _remaining_deadline(context: LambdaContext) -> float:
+    return deadline_from_remaining_ms(
+        context.get_remaining_time_in_millis(), get_settings().deadline_margin_seconds
+    )
+
+
+def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps(body), headers=headers
+    )
+
+
+def error_response(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[str]:
+    return _json(status, {"error": {"code": code, "message": message}, **extra}, headers)
+
+
+@app.post("/destinations/<destination_id>/ping")
+def ping_now(destination_id: str) -> Response[str]:
+    idempotency_key = app.current_event.headers.get("Idempotency-Key") or next(
+        (v for k, v in app.current_event.headers.items() if k.lower() == "idempotency-key"), None
+    )
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        return error_response(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII")
+    record = monitor().check_destination(
+        destination_id,
+        trigger=Trigger.API,
+        deadline=_remaining_deadline(app.lambda_context),
+        idempotency_key=idempotency_key,
+    )
+    return _json(_STATUS_FOR_OUTCOME.get(record.outcome, HTTPStatus.BAD_GATEWAY), record.to_dict())
+
+
+@app.get("/destinations/<destination_id>/pings")
+def ping_history(destination_id: str) -> Response[str]:
+    raw_limit = app.current_event.get_query_string_value("limit", str(HISTORY_DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_MAX_LIMIT:
+        return error_response(400, "invalid_limit", f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}")
+    cursor = app.current_event.get_query_string_value("cursor") or None
+    records, next_cursor = monitor().history(destination_id, limit=int(raw_limit), cursor=cursor)
+    return _json(
+        200,
+        {
+            "destination_id": destination_id,
+            "pings": [r.to_dict() for r in records],
+            "next_cursor": next_cursor,
+        },
+    )
+
+
+@app.get("/destinations")
+def latest_checks() -> Response[str]:
+    return _json(200, {"destinations": monitor().latest()})
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    path, method = app.current_event.path, app.current_event.http_method
+    for pattern, methods in _ROUTES.items():
+        if pattern.fullmatch(path) and method not in methods:
+            return error_response(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed on {path}",
+                headers={"Allow": ", ".join(methods)},
+            )
+    if path.startswith("/destinations/"):
+        return error_response(
+            400, "invalid_destination_id", "destination id must look like ed_... or ed_test_..."
+        )
+    return error_response(404, "not_found", f"no route for {method} {path}")
+
+
+@app.exception_handler(InvalidDestinationIdError)
+def invalid_destination(exc: InvalidDestinationIdError) -> Response[str]:
+    return error_response(400, "invalid_destination_id", str(exc))
+
+
+@app.exception_handler(InvalidCursorError)
+def invalid_cursor(exc: InvalidCursorError) -> Response[str]:
+    return error_response(400, "invalid_cursor", str(exc))
+
+
+@app.exception_handler(StorageError)
+def storage_failed(exc: StorageError) -> Response[str]:
+    return error_response(
+        500, "storage_error", "the check was made but could not be stored", check=exc.record.to_dict()
+    )
+
+
+@app.exception_handler(ConfigError)
+def misconfigured(exc: ConfigError) -> Response[str]:
+    return error_response(500, "config_error", str(exc))
+
+
+class ScheduledRun(BaseModel):
+    """The ScheduleV2 ``Input``: ``{"scheduled_time": "<aws.scheduler.scheduled-time>"}``."""
+
+    scheduled_time: AwareDatetime
+
+
+class DirectInvoke(BaseModel):
+    """``aws lambda invoke`` payload: ``{"destination_id": "ed_..."}``."""
+
+    destination_id: str
+    idempotency_key: str | None = None
+
+
+def run_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run = parse(event=event, model=ScheduledRun)
+    summary = monitor().run_schedule(run.scheduled_time, deadline=_remaining_deadline(context))
+    logger.info("scheduled run finished", summary=summary.to_dict())
+    if summary.not_stored:
+        # Let Lambda retry the run (then its DLQ): the retry skips every check already recorded.
+        raise RuntimeError(f"{len(summary.not_stored)} checks could not be stored; see the log")
+    return summary.to_dict()
+
+
+def invoke_one(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse(event=event, model=DirectInvoke)
+    record = monitor().check_destination(
+        request.destination_id,
+        trigger=Trigger.INVOKE,
+        deadline=_remaining_deadline(context),
+        idempotency_key=request.idempotency_key,
+    )
+    return record.to_dict()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and "httpMethod" in event:
+        return app.resolve(event, context)
+    try:
+        if isinstance(event, dict) and "scheduled_time" in event:
+            return run_schedule(event, context)
+        if isinstance(event, dict) and "destination_id" in event:
+            return invoke_one(event, context)
+    except (ValidationError, InvalidDestinationIdError) as exc:
+        logger.warning("invalid input", error=str(exc))
+        return {"error": {"code": "invalid_input", "message": _short(exc)}}
+    return {
+        "error": {
+            "code": "unknown_event",
+            "message": 'expected an API Gateway request, {"scheduled_time": ...} or {"destination_id": ...}',
+        }
+    }
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)

@@ -1,0 +1,27 @@
+"""Validation of Stripe event destination ids, before anything is sent or stored."""
+
+import re
+
+# Stripe ids: "ed_" (live) or "ed_test_" (sandbox) followed by letters and digits only.
+# ASCII classes on purpose: no "/", "..", "%2F", spaces or unicode can reach a URL path or a table key.
+_DESTINATION_ID = re.compile(r"ed_(?:test_)?[A-Za-z0-9]{1,100}")
+MAX_DESTINATION_ID_LENGTH = 110
+
+
+class InvalidDestinationIdError(ValueError):
+    """The text is not a Stripe event destination id; nothing was sent for it."""
+
+
+def validate_destination_id(value: object) -> str:
+    """Return ``value`` if it is a well-formed destination id, else raise with a message saying why."""
+    if not isinstance(value, str) or not value:
+        raise InvalidDestinationIdError("destination id is required (e.g. ed_test_61RM8ltWcTW4mbsxf16RJy)")
+    if len(value) > MAX_DESTINATION_ID_LENGTH:
+        raise InvalidDestinationIdError(
+            f"destination id is too long ({len(value)} characters, at most {MAX_DESTINATION_ID_LENGTH})"
+        )
+    if not _DESTINATION_ID.fullmatch(value):
+        raise InvalidDestinationIdError(
+            "destination id must look like ed_... or ed_test_... followed by letters and digits only"
+        )
+    return value

@@ -1,0 +1,169 @@
+"""One ping = one classified result; ``ping_destination`` never raises for what Stripe or the network does."""
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+
+from stripe_monitor.destination_ids import validate_destination_id
+from stripe_monitor.stripe_client import StripeClient, StripeResponse, StripeTransportError
+from stripe_monitor.stripe_models import PING_EVENT_TYPE, ErrorBody, Event, PingEvent
+
+MAX_ERROR_MESSAGE = 300
+# Stripe echoes a masked key in some 401 messages; anything key-shaped is removed before it is stored.
+_SECRET_LIKE = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]{4,}")
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    STRIPE_ERROR = "stripe_error"
+    TIMEOUT = "timeout"
+    NETWORK_ERROR = "network_error"
+    INVALID_RESPONSE = "invalid_response"
+    CONFIG_ERROR = "config_error"  # no usable API key: nothing was sent
+
+
+@dataclass(frozen=True)
+class PingResult:
+    destination_id: str
+    outcome: Outcome
+    idempotency_key: str
+    attempts: int
+    latency_ms: int
+    http_status: int | None = None
+    event_id: str | None = None
+    event_created: str | None = None
+    livemode: bool | None = None
+    stripe_request_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def ping_destination(
+    client: StripeClient, destination_id: str, *, idempotency_key: str, deadline: float
+) -> PingResult:
+    """Ping one destination and classify the answer.
+
+    Raises ``InvalidDestinationIdError`` (before any request) for a malformed id; nothing else.
+    """
+    validate_destination_id(destination_id)
+    try:
+        response = client.ping(destination_id, idempotency_key=idempotency_key, deadline=deadline)
+    except StripeTransportError as exc:
+        return PingResult(
+            destination_id=destination_id,
+            outcome=Outcome.TIMEOUT if exc.kind == "timeout" else Outcome.NETWORK_ERROR,
+            idempotency_key=idempotency_key,
+            attempts=exc.attempts,
+            latency_ms=exc.elapsed_ms,
+            error_code=exc.kind,
+            error_message=clean_message(str(exc)),
+        )
+    return classify_response(destination_id, idempotency_key, response)
+
+
+def classify_response(destination_id: str, idempotency_key: str, response: StripeResponse) -> PingResult:
+    common = {
+        "destination_id": destination_id,
+        "idempotency_key": idempotency_key,
+        "attempts": response.attempts,
+        "latency_ms": response.elapsed_ms,
+        "http_status": response.status,
+        "stripe_request_id": response.request_id,
+    }
+    if 200 <= response.status < 300:
+        try:
+            event = _validated_ping_event(destination_id, response)
+        except _InvalidAnswerError as exc:
+            return PingResult(
+                outcome=Outcome.INVALID_RESPONSE, error_code="invalid_response",
+                error_message=clean_message(str(exc)), **common,  # type: ignore[arg-type]
+            )  # fmt: skip
+        return PingResult(
+            outcome=Outcome.OK,
+            event_id=event.id,
+            event_created=_iso_ms(event.created),
+            livemode=event.livemode,
+            **common,  # type: ignore[arg-type]
+        )
+    code, message = _error_code_and_message(response)
+    return PingResult(
+        outcome=_outcome_for_status(response.status), error_code=code, error_message=clean_message(message),
+        **common,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+class _InvalidAnswerError(Exception):
+    pass
+
+
+def _validated_ping_event(destination_id: str, response: StripeResponse) -> PingEvent:
+    if response.body_too_large:
+        raise _InvalidAnswerError("response body is larger than the monitor accepts")
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        raise _InvalidAnswerError("response body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise _InvalidAnswerError("response body is not a JSON object")
+    try:
+        event = parse(event=payload, model=Event)
+    except ValidationError as exc:
+        raise _InvalidAnswerError(f"response is not a v2.core.event: {_first_error(exc)}") from None
+    if event.type != PING_EVENT_TYPE:
+        raise _InvalidAnswerError(f"expected a {PING_EVENT_TYPE} event, got {event.type!r}")
+    try:
+        ping_event = parse(event=payload, model=PingEvent)
+    except ValidationError as exc:
+        raise _InvalidAnswerError(f"ping event is malformed: {_first_error(exc)}") from None
+    if ping_event.related_object.id != destination_id:
+        other = ping_event.related_object.id
+        raise _InvalidAnswerError(f"ping event is for {other!r}, not for the destination pinged")
+    return ping_event
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "invalid"
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _outcome_for_status(status: int) -> Outcome:
+    if status == 404:
+        return Outcome.NOT_FOUND
+    if status in (401, 403):
+        return Outcome.UNAUTHORIZED
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    return Outcome.STRIPE_ERROR
+
+
+def _error_code_and_message(response: StripeResponse) -> tuple[str, str]:
+    fallback = (f"http_{response.status}", f"Stripe answered HTTP {response.status} without a v2 error body")
+    if response.body_too_large:
+        return fallback
+    try:
+        body = ErrorBody.model_validate_json(response.body)
+    except ValueError:  # pydantic's ValidationError is a ValueError: not JSON, or not the v2 error shape
+        return fallback
+    return body.error.code, body.error.message
+
+
+def clean_message(message: str) -> str:
+    """Remove anything shaped like a Stripe key or signing secret and cap the length."""
+    cleaned = _SECRET_LIKE.sub("[redacted]", message)
+    return cleaned if len(cleaned) <= MAX_ERROR_MESSAGE else cleaned[: MAX_ERROR_MESSAGE - 1] + "…"
+
+
+def _iso_ms(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

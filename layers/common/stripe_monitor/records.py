@@ -1,0 +1,76 @@
+"""The check record: one item per attempted ping, as stored in DynamoDB and returned by the API."""
+
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from stripe_monitor.ping import Outcome, PingResult
+
+
+class Trigger(StrEnum):
+    API = "api"
+    SCHEDULE = "schedule"
+    INVOKE = "invoke"
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    destination_id: str
+    pinged_at: str  # ISO-8601 UTC with milliseconds; the table's sort key
+    outcome: Outcome
+    trigger: Trigger
+    http_status: int | None
+    attempts: int
+    latency_ms: int
+    event_id: str | None
+    event_created: str | None
+    livemode: bool | None
+    stripe_request_id: str | None
+    idempotency_key: str
+    error_code: str | None
+    error_message: str | None
+    expires_at: int  # epoch seconds; DynamoDB TTL deletes the item after the retention period
+
+    @classmethod
+    def from_ping(
+        cls, result: PingResult, *, trigger: Trigger, pinged_at: datetime, retention_days: int
+    ) -> "CheckRecord":
+        values = asdict(result)
+        return cls(
+            **values,
+            pinged_at=iso_ms(pinged_at),
+            trigger=trigger,
+            expires_at=int((pinged_at + timedelta(days=retention_days)).timestamp()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> "CheckRecord":
+        values: dict[str, Any] = {f.name: item.get(f.name) for f in fields(cls)}
+        values["outcome"] = Outcome(values["outcome"])
+        values["trigger"] = Trigger(values["trigger"])
+        for name in ("http_status", "attempts", "latency_ms", "expires_at"):
+            if values[name] is not None:
+                values[name] = int(values[name])
+        return cls(**values)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+def iso_ms(moment: datetime) -> str:
+    """``2026-11-27T04:00:00.123Z``: sortable as text, millisecond precision."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

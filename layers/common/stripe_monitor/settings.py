@@ -1,0 +1,80 @@
+"""Configuration: environment variables parsed once into a typed, validated object."""
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stripe_monitor.destination_ids import validate_destination_id
+from stripe_monitor.stripe_client import DEFAULT_API_BASE, DEFAULT_API_VERSION, StripeClientConfig
+
+
+class ConfigError(Exception):
+    """The deployment is misconfigured (missing setting, unusable secret). Never holds a secret value."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    table_name: Annotated[str, Field(min_length=3)]
+    stripe_secret_id: Annotated[str, Field(min_length=1)]
+    stripe_api_base: str = DEFAULT_API_BASE
+    stripe_api_version: str = DEFAULT_API_VERSION
+    destination_ids: tuple[str, ...] = ()
+    result_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    stripe_connect_timeout: Annotated[float, Field(gt=0, le=30)] = 3.0
+    stripe_read_timeout: Annotated[float, Field(gt=0, le=60)] = 8.0
+    stripe_max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    stripe_backoff_base: Annotated[float, Field(ge=0.001, le=5)] = 0.5
+    # Time kept back from Lambda's remaining time to record the result after the last attempt.
+    deadline_margin_seconds: Annotated[float, Field(ge=0.1, le=60)] = 2.0
+    schedule_workers: Annotated[int, Field(ge=1, le=64)] = 8
+
+    @field_validator("destination_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("destination_ids")
+    @classmethod
+    def _validate_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(validate_destination_id(item) for item in value))
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _check_base(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https:// URL (plain http only for a local stand-in)")
+        return value.rstrip("/")
+
+    @property
+    def stripe_client_config(self) -> StripeClientConfig:
+        return StripeClientConfig(
+            api_base=self.stripe_api_base,
+            api_version=self.stripe_api_version,
+            connect_timeout=self.stripe_connect_timeout,
+            read_timeout=self.stripe_read_timeout,
+            max_retries=self.stripe_max_retries,
+            backoff_base=self.stripe_backoff_base,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
+        values = {name: environ[name.upper()] for name in cls.model_fields if environ.get(name.upper())}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors(include_url=False, include_input=False)
+            )
+            raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.from_env()

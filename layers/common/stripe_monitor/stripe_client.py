@@ -1,0 +1,310 @@
+"""The only module that talks HTTP: a small urllib3 client for the Stripe API v2 endpoints the monitor uses.
+
+Retries follow Stripe's published client rules and are done by urllib3 itself through ``StripeRetry``:
+connection errors, read timeouts, 409, 429 and 5xx are retried with exponential backoff and jitter;
+``Stripe-Should-Retry`` overrides the status rule; ``Retry-After`` is honoured up to a cap; and no attempt
+is started that could not finish before the caller's deadline. One logical request keeps one
+``Idempotency-Key`` across all of its attempts.
+"""
+
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import urljoin
+
+import urllib3
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+    SSLError,
+)
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from stripe_monitor.stripe_models import EventDestination, EventDestinationPage
+
+DEFAULT_API_BASE = "https://api.stripe.com"
+# The GA version pinned by the official stripe-python 15.3 release (not a preview).
+DEFAULT_API_VERSION = "2026-06-24.dahlia"
+USER_AGENT = "stripe-destination-monitor/0.1 (+https://github.com/stripe-destination-monitor)"
+
+# One pool per execution environment: keep-alive connections survive across warm invocations.
+# TLS certificates are verified (urllib3 2.x default, stated here so nobody turns it off by accident).
+HTTP_POOL = urllib3.PoolManager(num_pools=4, maxsize=32, cert_reqs="CERT_REQUIRED", retries=False)
+
+TransportErrorKind = Literal["timeout", "network_error"]
+
+
+@dataclass(frozen=True)
+class StripeClientConfig:
+    api_base: str = DEFAULT_API_BASE
+    api_version: str = DEFAULT_API_VERSION
+    connect_timeout: float = 3.0
+    read_timeout: float = 8.0
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 5.0
+    retry_after_max: float = 10.0
+    max_body_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class StripeResponse:
+    """Stripe's final answer to one logical request, after retries."""
+
+    status: int
+    body: bytes
+    request_id: str | None
+    attempts: int
+    elapsed_ms: int
+    body_too_large: bool = False
+
+
+class StripeTransportError(Exception):
+    """No HTTP answer could be had (timeout, refused, reset, DNS, TLS) within the retries and deadline.
+
+    The message never contains request headers, so never the API key.
+    """
+
+    def __init__(self, kind: TransportErrorKind, message: str, *, attempts: int, elapsed_ms: int) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.attempts = attempts
+        self.elapsed_ms = elapsed_ms
+
+
+class StripeApiError(Exception):
+    """A non-2xx answer to a read (list/retrieve) request."""
+
+    def __init__(self, response: StripeResponse) -> None:
+        super().__init__(f"Stripe answered HTTP {response.status} (request {response.request_id})")
+        self.response = response
+
+
+class StripeRetry(Retry):
+    """urllib3's ``Retry`` with Stripe's rules, a deadline and an attempt log shared by its copies."""
+
+    def __init__(
+        self,
+        *args: Any,
+        deadline: float = float("inf"),
+        attempt_budget: float = 0.0,
+        backoff_base: float = 0.5,
+        retry_after_cap: float = 10.0,
+        attempt_log: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+        self.attempt_budget = attempt_budget
+        self.backoff_base = backoff_base
+        self.retry_after_cap = retry_after_cap
+        # Shared (not copied) by every Retry that ``new`` derives, so the caller can count attempts.
+        self.attempt_log = attempt_log if attempt_log is not None else []
+        self.planned_delay = 0.0
+
+    def new(self, **kw: Any) -> Self:
+        extras = {
+            "deadline": self.deadline,
+            "attempt_budget": self.attempt_budget,
+            "backoff_base": self.backoff_base,
+            "retry_after_cap": self.retry_after_cap,
+            "attempt_log": self.attempt_log,
+        }
+        return super().new(**extras, **kw)
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # Every error status goes to ``increment``, which sees the headers and makes the real decision.
+        return status_code >= 400
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        delay = self._delay_before_next_attempt(response)
+        retry_allowed = self._stripe_allows_retry(response, error)
+        fits = time.monotonic() + delay + self.attempt_budget <= self.deadline
+        if not (retry_allowed and fits):
+            # With raise_on_status=False urllib3 hands back the response; errors surface as MaxRetryError.
+            reason = error or ResponseError(f"not retried (HTTP {response.status if response else '?'})")
+            raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
+        new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        new_retry.planned_delay = delay
+        self.attempt_log.append(f"HTTP {response.status}" if response else type(error).__name__)
+        return new_retry
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        if self.planned_delay > 0:
+            time.sleep(self.planned_delay)
+
+    @staticmethod
+    def _stripe_allows_retry(response: BaseHTTPResponse | None, error: Exception | None) -> bool:
+        if response is None:
+            # TLS failures will not heal by retrying; connection and read failures may.
+            return not isinstance(error, SSLError) and isinstance(
+                error, ConnectTimeoutError | ReadTimeoutError | ProtocolError
+            )
+        should_retry = (response.headers.get("Stripe-Should-Retry") or "").lower()
+        if should_retry in ("true", "false"):
+            return should_retry == "true"
+        return response.status in (409, 429) or response.status >= 500
+
+    def _delay_before_next_attempt(self, response: BaseHTTPResponse | None) -> float:
+        retry_number = len(self.history) + 1
+        backoff = min(self.backoff_base * 2.0 ** (retry_number - 1), self.backoff_max)
+        backoff *= random.uniform(0.5, 1.0)  # jitter, as Stripe's own clients do
+        retry_after = None
+        if response is not None and self.respect_retry_after_header:
+            try:
+                retry_after = self.get_retry_after(response)
+            except HTTPError:  # an unparseable Retry-After is ignored, not fatal
+                retry_after = None
+        if retry_after is not None:
+            return max(backoff, min(retry_after, self.retry_after_cap))
+        return backoff
+
+
+@dataclass
+class StripeClient:
+    """Calls Stripe with one API key. Cheap to create; the connection pool is module-level."""
+
+    api_key: str = field(repr=False)
+    config: StripeClientConfig = field(default_factory=StripeClientConfig)
+    pool: urllib3.PoolManager = field(default=HTTP_POOL, repr=False)
+
+    def ping(self, destination_id: str, *, idempotency_key: str, deadline: float) -> StripeResponse:
+        """``POST /v2/core/event_destinations/{id}/ping``; the id must already be validated."""
+        return self._request(
+            "POST",
+            f"/v2/core/event_destinations/{destination_id}/ping",
+            deadline=deadline,
+            idempotency_key=idempotency_key,
+        )
+
+    def retrieve_destination(self, destination_id: str, *, deadline: float) -> EventDestination:
+        response = self._request("GET", f"/v2/core/event_destinations/{destination_id}", deadline=deadline)
+        if not 200 <= response.status < 300:
+            raise StripeApiError(response)
+        return EventDestination.model_validate_json(response.body)
+
+    def list_destinations(self, *, deadline: float, page_size: int = 100) -> Iterator[EventDestination]:
+        """Every destination of the account: follows ``next_page_url`` until it is null."""
+        path: str | None = f"/v2/core/event_destinations?limit={page_size}"
+        while path is not None:
+            response = self._request("GET", path, deadline=deadline)
+            if not 200 <= response.status < 300:
+                raise StripeApiError(response)
+            page = EventDestinationPage.model_validate_json(response.body)
+            yield from page.data
+            path = page.next_page_url
+
+    def _request(
+        self, method: str, path: str, *, deadline: float, idempotency_key: str | None = None
+    ) -> StripeResponse:
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Stripe-Version": self.config.api_version,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        body = None
+        if method == "POST":
+            headers["Content-Type"] = "application/json"
+            headers["Idempotency-Key"] = idempotency_key or ""
+            body = b"{}"
+        started = time.monotonic()
+        remaining = max(deadline - started, 0.001)
+        attempt_budget = min(self.config.connect_timeout + self.config.read_timeout, remaining)
+        timeout = urllib3.Timeout(
+            connect=min(self.config.connect_timeout, attempt_budget),
+            read=min(self.config.read_timeout, attempt_budget),
+            total=attempt_budget,
+        )
+        retry = StripeRetry(
+            total=self.config.max_retries,
+            other=0,
+            redirect=0,
+            allowed_methods=None,  # POSTs too: every POST carries an idempotency key
+            raise_on_status=False,
+            raise_on_redirect=False,
+            backoff_max=self.config.backoff_max,
+            deadline=deadline,
+            attempt_budget=attempt_budget,
+            backoff_base=self.config.backoff_base,
+            retry_after_cap=self.config.retry_after_max,
+        )
+        url = urljoin(self.config.api_base, path)
+        try:
+            response, data, too_large = self._send(method, url, body, headers, timeout, retry)
+        except MaxRetryError as exc:
+            raise _transport_error(exc.reason, retry, started) from None
+        except HTTPError as exc:
+            raise _transport_error(exc, retry, started) from None
+        return StripeResponse(
+            status=response.status,
+            body=data,
+            request_id=response.headers.get("Request-Id"),
+            attempts=len(retry.attempt_log) + 1,
+            elapsed_ms=_ms_since(started),
+            body_too_large=too_large,
+        )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: urllib3.Timeout,
+        retry: StripeRetry,
+    ) -> tuple[BaseHTTPResponse, bytes, bool]:
+        response = self.pool.request(
+            method, url, body=body, headers=headers, timeout=timeout, retries=retry,
+            redirect=False, preload_content=False,
+        )  # fmt: skip
+        try:
+            data = response.read(self.config.max_body_bytes + 1)
+        except (ProtocolError, ReadTimeoutError) as exc:
+            # The body broke off mid-way: the same retry rules as for any failed attempt apply.
+            response.close()
+            current = response.retries if isinstance(response.retries, StripeRetry) else retry
+            next_retry = current.increment(method, url, error=exc)
+            next_retry.sleep()
+            return self._send(method, url, body, headers, timeout, next_retry)
+        if len(data) > self.config.max_body_bytes:
+            response.close()  # never read an unbounded body; this connection is not reused
+            return response, b"", True
+        response.release_conn()
+        return response, data, False
+
+
+def _transport_error(
+    reason: BaseException | None, retry: StripeRetry, started: float
+) -> StripeTransportError:
+    kind: TransportErrorKind = "network_error"
+    if isinstance(reason, ReadTimeoutError) or (
+        isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError)
+    ):
+        kind = "timeout"
+    message = f"{type(reason).__name__}: {reason}"[:300] if reason else "unknown transport error"
+    return StripeTransportError(
+        kind, message, attempts=len(retry.attempt_log) + 1, elapsed_ms=_ms_since(started)
+    )
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

@@ -1,0 +1,47 @@
+"""Reads the Stripe secret key from Secrets Manager through Powertools Parameters (cached per environment)."""
+
+import json
+
+from aws_lambda_powertools.utilities import parameters
+
+from stripe_monitor.settings import ConfigError
+
+SECRET_CACHE_SECONDS = 300
+
+
+def get_stripe_api_key(secret_id: str, *, force_fetch: bool = False) -> str:
+    """The key, from a plain-string secret or a JSON secret with an ``api_key`` field.
+
+    Raises ``ConfigError`` naming the problem; the secret's value never appears in it.
+    """
+    try:
+        raw = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS, force_fetch=force_fetch)
+    except parameters.exceptions.GetParameterError as exc:
+        raise ConfigError(f"cannot read secret {secret_id!r}: {_aws_error_code(exc)}") from None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    key = _key_from_secret_text(text.strip())
+    if not key.startswith(("sk_", "rk_")) or any(ch.isspace() for ch in key):
+        raise ConfigError(f"secret {secret_id!r} does not hold a Stripe secret key (sk_... or rk_...)")
+    return key
+
+
+def _key_from_secret_text(text: str) -> str:
+    if not text.startswith("{"):
+        return text
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ConfigError("secret looks like JSON but cannot be parsed") from None
+    key = document.get("api_key") if isinstance(document, dict) else None
+    if not isinstance(key, str):
+        raise ConfigError("secret is JSON without a string 'api_key' field")
+    return key
+
+
+def _aws_error_code(exc: Exception) -> str:
+    # GetParameterError wraps botocore's ClientError; its code (e.g. ResourceNotFoundException) says enough.
+    cause = exc.__cause__ or exc.__context__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", "error"))
+    return type(cause or exc).__name__

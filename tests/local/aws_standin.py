@@ -1,0 +1,83 @@
+"""moto's server on 127.0.0.1 as the local stand-in for DynamoDB and Secrets Manager.
+
+The code under test finds it through the standard ``AWS_ENDPOINT_URL``; nothing in the application knows.
+"""
+
+import logging
+import socket
+from types import TracebackType
+from typing import Any, Self
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from tests.local.template import load_template, results_table_create_args, results_table_ttl_attribute
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class AwsStandIn:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a process needs to use this stand-in instead of AWS."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            **FAKE_CREDENTIALS,
+        }
+
+    def start(self) -> Self:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def create_results_table(self, table_name: str) -> None:
+        """Create the results table from ``template.yaml``'s own definition, TTL included."""
+        template = load_template()
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(**results_table_create_args(template, table_name))
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": results_table_ttl_attribute(template)},
+        )
+
+    def put_secret(self, secret_id: str, value: str) -> None:
+        secrets = self.client("secretsmanager")
+        try:
+            secrets.create_secret(Name=secret_id, SecretString=value)
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=secret_id, SecretString=value)

@@ -1,0 +1,514 @@
+"""The infrastructure contract in ``template.yaml``: security, data safety, retries and the runtime contract.
+
+The ``sam`` tests run the real tools (sam, cfn-lint, checkov) from ``.venv-tools``, offline.
+"""
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.local.template import (
+    ROOT,
+    load_template,
+    results_table_create_args,
+    results_table_ttl_attribute,
+)
+
+TOOLS_BIN = ROOT / ".venv-tools" / "bin"
+EVENTS = ROOT / "events"
+API_GATEWAY_INTEGRATION_TIMEOUT_S = 29
+RUNTIME_ENV_VARS = {
+    "TABLE_NAME",
+    "STRIPE_SECRET_ID",
+    "STRIPE_API_BASE",
+    "STRIPE_API_VERSION",
+    "DESTINATION_IDS",
+    "RESULT_RETENTION_DAYS",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+API_ROUTES = {
+    ("POST", "/destinations/{destination_id}/ping"),
+    ("GET", "/destinations/{destination_id}/pings"),
+    ("GET", "/destinations"),
+}
+APP_SOURCES = ROOT / "layers" / "common" / "stripe_monitor"
+FUNCTION_SOURCES = ROOT / "functions" / "ping"
+# boto3 DynamoDB client calls, e.g. ``client.batch_get_item(`` -> dynamodb:BatchGetItem
+DYNAMODB_CALL = re.compile(
+    r"\.(get_item|put_item|update_item|delete_item|batch_get_item|batch_write_item|query|scan"
+    r"|transact_write_items|transact_get_items|describe_table)\("
+)
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+FOURTEEN_DAYS_S = 14 * 24 * 3600
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = template["Resources"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = resources["PingFunction"]["Properties"]
+    return props
+
+
+def events_of_type(function: dict[str, Any], event_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: event.get("Properties", {})
+        for name, event in function.get("Events", {}).items()
+        if event["Type"] == event_type
+    }
+
+
+def schedule_event(function: dict[str, Any]) -> dict[str, Any]:
+    schedules = events_of_type(function, "ScheduleV2")
+    assert len(schedules) == 1, f"expected one ScheduleV2 event, found {sorted(schedules)}"
+    return next(iter(schedules.values()))
+
+
+def policy_statements(function: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in function.get("Policies", []):
+        if isinstance(policy, dict) and "Statement" in policy:
+            yield from policy["Statement"]
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+def resources_of(statement: dict[str, Any]) -> list[Any]:
+    resource = statement.get("Resource", [])
+    return resource if isinstance(resource, list) else [resource]
+
+
+def tool(name: str) -> Path:
+    path = TOOLS_BIN / name
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: the infrastructure tools live in their own virtual environment; "
+            "create it with `make .venv-tools/.installed`",
+            pytrace=False,
+        )
+    return path
+
+
+def run_tool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
+    return subprocess.run(
+        [str(arg) for arg in args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+# ------------------------------------------------------------------------------------------ tools
+
+
+@pytest.mark.sam
+def test_sam_validate_lint_reports_nothing() -> None:
+    result = run_tool(
+        tool("sam"), "validate", "--lint", "--template", "template.yaml", "--region", "us-east-1"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout
+    assert "[[" not in result.stdout + result.stderr, "cfn-lint findings: " + result.stdout + result.stderr
+
+
+@pytest.mark.sam
+def test_cfn_lint_reports_no_errors_and_no_warnings() -> None:
+    result = run_tool(tool("cfn-lint"), "template.yaml")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.sam
+def test_checkov_finds_no_failed_checks_beyond_the_documented_skip_list() -> None:
+    result = run_tool(
+        tool("checkov"),
+        "--file",
+        "template.yaml",
+        "--framework",
+        "cloudformation",
+        "--config-file",
+        ".checkov.yaml",
+        "--skip-download",
+        "--quiet",
+        "--output",
+        "json",
+    )
+
+    report = json.loads(result.stdout)
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert failed == [], "checkov failures (fix them, or skip with a reason in .checkov.yaml)"
+    summary = report["summary"]
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 0, "checkov checked nothing: did it parse template.yaml?"
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_checkov_skip_has_a_reason() -> None:
+    lines = (ROOT / ".checkov.yaml").read_text().splitlines()
+    skipped = [i for i, line in enumerate(lines) if line.strip().startswith("- CKV")]
+
+    assert skipped, "the skip list is empty: drop .checkov.yaml or keep the reasons with it"
+    for index in skipped:
+        assert lines[index - 1].strip().startswith("#"), f"no reason above {lines[index].strip()}"
+
+
+# ------------------------------------------------------------------------------------------ API
+
+
+def test_api_requires_iam_signatures_and_invokes_with_the_function_permission(
+    resources: dict[str, Any],
+) -> None:
+    api = resources["MonitorApi"]
+    auth = api["Properties"]["Auth"]
+
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert auth["DefaultAuthorizer"] == "AWS_IAM"
+    assert auth["InvokeRole"] == "NONE"
+
+
+def test_every_api_route_is_on_the_iam_api_and_none_opts_out(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    routes = set()
+    for name, props in events_of_type(function, "Api").items():
+        auth = props.get("Auth", {})
+        assert props.get("RestApiId") == {"Ref": "MonitorApi"}, f"{name} is not on MonitorApi"
+        assert auth.get("Authorizer", "AWS_IAM") == "AWS_IAM", f"{name} overrides the IAM authorizer"
+        assert auth.get("InvokeRole", "NONE") == "NONE", f"{name} invokes with caller credentials"
+        routes.add((props["Method"].upper(), props["Path"]))
+
+    assert routes == API_ROUTES
+    other_api_events = [
+        f"{logical_id}.{name}"
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function" and logical_id != "PingFunction"
+        for name, event in resource["Properties"].get("Events", {}).items()
+        if event["Type"] in {"Api", "HttpApi"}
+    ]
+    assert other_api_events == []
+
+
+def test_api_stage_is_throttled_traced_regional_and_access_logged(resources: dict[str, Any]) -> None:
+    props = resources["MonitorApi"]["Properties"]
+    settings = props["MethodSettings"]
+
+    assert props["StageName"] == "v1"
+    assert props["TracingEnabled"] is True
+    assert props["EndpointConfiguration"]["Type"] == "REGIONAL"
+    assert all(s["ThrottlingBurstLimit"] > 0 and s["ThrottlingRateLimit"] > 0 for s in settings)
+    assert all(s["MetricsEnabled"] is True for s in settings)
+    assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert props["AccessLogSetting"]["Format"].startswith("{")
+
+
+def test_api_event_fixtures_target_declared_routes(function: dict[str, Any]) -> None:
+    declared = {(p["Method"].upper(), p["Path"]) for p in events_of_type(function, "Api").values()}
+
+    for name in ("api_ping.json", "api_history.json", "api_destinations.json"):
+        event = json.loads((EVENTS / name).read_text())
+        context = event["requestContext"]
+        assert (event["httpMethod"], event["resource"]) in declared, name
+        assert (context["httpMethod"], context["resourcePath"]) == (event["httpMethod"], event["resource"])
+        assert context["stage"] == "v1"
+        assert context["identity"]["userArn"], f"{name} does not look IAM-authorised"
+
+
+# ------------------------------------------------------------------------------------------ function
+
+
+def test_function_runs_python313_on_the_architecture_parameter(
+    template: dict[str, Any], resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    layer = resources["CommonLayer"]
+
+    assert function["Runtime"] == "python3.13"
+    assert function["Handler"] == "app.lambda_handler"
+    assert function["Architectures"] == [{"Ref": "Architecture"}]
+    assert function["Layers"] == [{"Ref": "CommonLayer"}]
+    assert set(template["Parameters"]["Architecture"]["AllowedValues"]) == {"arm64", "x86_64"}
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": {"Ref": "Architecture"}}
+
+
+def test_function_timeout_is_below_api_gateway_integration_timeout(function: dict[str, Any]) -> None:
+    assert function["Timeout"] < API_GATEWAY_INTEGRATION_TIMEOUT_S
+
+
+def test_function_environment_carries_the_runtime_contract(function: dict[str, Any]) -> None:
+    variables = function["Environment"]["Variables"]
+
+    missing = RUNTIME_ENV_VARS - set(variables)
+    assert missing == set()
+    assert variables["TABLE_NAME"] == {"Ref": "ResultsTable"}
+    assert variables["STRIPE_SECRET_ID"] == {"Ref": "StripeSecretId"}
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "stripe-destination-monitor"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "StripeDestinationMonitor"
+
+
+def test_local_env_file_overrides_only_the_ping_function(resources: dict[str, Any]) -> None:
+    env_file = json.loads((EVENTS / "env.local.json").read_text())
+
+    assert set(env_file) == {"PingFunction"}
+    assert "PingFunction" in resources
+
+
+def test_function_logs_json_to_a_log_group_with_retention(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    logging = function["LoggingConfig"]
+    log_group = resources[logging["LogGroup"]["Ref"]]
+
+    assert logging["LogFormat"] == "JSON"
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_function_concurrency_is_bounded(function: dict[str, Any]) -> None:
+    assert 0 < function["ReservedConcurrentExecutions"] <= 20
+
+
+def test_function_dynamodb_and_secrets_permissions_name_exact_resources(function: dict[str, Any]) -> None:
+    scoped = [
+        s
+        for s in policy_statements(function)
+        if any(a.startswith(("dynamodb:", "secretsmanager:")) for a in actions_of(s))
+    ]
+    template_policies = [p for p in function["Policies"] if isinstance(p, dict) and "Statement" not in p]
+
+    assert scoped, "no DynamoDB statement found"
+    for statement in scoped:
+        assert statement["Effect"] == "Allow"
+        for resource in resources_of(statement):
+            assert "*" not in json.dumps(resource), f"wildcard resource in {statement}"
+        assert not any(a.endswith("*") for a in actions_of(statement))
+    for policy in template_policies:
+        assert "*" not in json.dumps(policy), f"wildcard in {policy}"
+        assert set(policy) <= {"AWSSecretsManagerGetSecretValuePolicy"}, (
+            f"unexpected policy template {policy}"
+        )
+
+
+def test_function_can_read_and_write_exactly_the_results_table(function: dict[str, Any]) -> None:
+    needed = {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+    }
+    dynamodb = [
+        s for s in policy_statements(function) if any(a.startswith("dynamodb:") for a in actions_of(s))
+    ]
+
+    granted = {a for s in dynamodb for a in actions_of(s)}
+    targets = [r for s in dynamodb for r in resources_of(s)]
+    assert needed <= granted
+    assert not granted & {"dynamodb:DeleteTable", "dynamodb:DeleteItem", "dynamodb:CreateTable"}
+    assert targets == [{"Fn::GetAtt": ["ResultsTable", "Arn"]}]
+
+
+def test_function_is_granted_every_dynamodb_call_the_code_makes(function: dict[str, Any]) -> None:
+    calls = {
+        match.group(1)
+        for source in [*APP_SOURCES.rglob("*.py"), *FUNCTION_SOURCES.rglob("*.py")]
+        for match in DYNAMODB_CALL.finditer(source.read_text())
+    }
+    granted = {a for s in policy_statements(function) for a in actions_of(s) if a.startswith("dynamodb:")}
+
+    needed = {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
+    assert needed - granted == set(), "the code calls DynamoDB operations the function may not use"
+
+
+def test_function_can_read_only_the_configured_secret(function: dict[str, Any]) -> None:
+    policies = [
+        p
+        for p in function["Policies"]
+        if isinstance(p, dict) and "AWSSecretsManagerGetSecretValuePolicy" in p
+    ]
+
+    assert len(policies) == 1
+    secret_arn = policies[0]["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]
+    condition, given_arn, from_name = secret_arn["Fn::If"]
+    assert condition == "StripeSecretIdIsArn"
+    assert given_arn == {"Ref": "StripeSecretId"}
+    assert from_name["Fn::Sub"].endswith(":secret:${StripeSecretId}-??????")
+
+
+def test_async_failures_land_in_an_encrypted_queue(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    config = function["EventInvokeConfig"]
+    on_failure = config["DestinationConfig"]["OnFailure"]
+
+    assert config["MaximumRetryAttempts"] == 2
+    assert 60 <= config["MaximumEventAgeInSeconds"] <= 21600
+    assert on_failure["Type"] == "SQS"
+    queue = on_failure["Destination"]["Fn::GetAtt"][0]
+    assert resources[queue]["Type"] == "AWS::SQS::Queue"
+    sends = [s for s in policy_statements(function) if "sqs:SendMessage" in actions_of(s)]
+    assert [r for s in sends for r in resources_of(s)] == [{"Fn::GetAtt": [queue, "Arn"]}]
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+def test_schedule_input_carries_the_scheduled_time(function: dict[str, Any]) -> None:
+    schedule = schedule_event(function)
+    fixture = json.loads((EVENTS / "schedule.json").read_text())
+
+    assert json.loads(schedule["Input"]) == {"scheduled_time": SCHEDULED_TIME}
+    assert set(fixture) == {"scheduled_time"}
+
+
+def test_schedule_expression_and_state_come_from_parameters(function: dict[str, Any]) -> None:
+    schedule = schedule_event(function)
+
+    assert schedule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    assert schedule["State"] == {"Ref": "ScheduleState"}
+    assert schedule["OmitName"] is True
+
+
+def test_schedule_retries_and_dead_letters_undeliverable_runs(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    schedule = schedule_event(function)
+    retry = schedule["RetryPolicy"]
+    dead_letter = schedule["DeadLetterConfig"]
+
+    assert retry["MaximumRetryAttempts"] >= 1
+    assert 60 <= retry["MaximumEventAgeInSeconds"] <= 86400
+    if "Arn" in dead_letter:
+        assert resources[dead_letter["Arn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+    else:
+        assert dead_letter["Type"] == "SQS"
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def test_results_table_recovers_and_encrypts(resources: dict[str, Any]) -> None:
+    props = resources["ResultsTable"]["Properties"]
+
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_results_table_expires_results_on_expires_at(template: dict[str, Any]) -> None:
+    assert results_table_ttl_attribute(template) == "expires_at"
+
+
+def test_stateful_resources_survive_stack_deletion_and_replacement(resources: dict[str, Any]) -> None:
+    kept = [
+        name
+        for name, resource in resources.items()
+        if resource["Type"] in {"AWS::DynamoDB::Table", "AWS::Logs::LogGroup"}
+    ]
+
+    assert {"ResultsTable", "PingFunctionLogGroup", "ApiAccessLogGroup"} <= set(kept)
+    for name in kept:
+        assert resources[name].get("DeletionPolicy") == "Retain", name
+        assert resources[name].get("UpdateReplacePolicy") == "Retain", name
+
+
+def test_queues_are_encrypted_and_keep_messages_14_days(resources: dict[str, Any]) -> None:
+    queues = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+
+    assert set(queues) == {"PingFailureQueue", "ScheduleDeadLetterQueue"}
+    for name, props in queues.items():
+        assert props["SqsManagedSseEnabled"] is True, name
+        assert props["MessageRetentionPeriod"] == FOURTEEN_DAYS_S, name
+
+
+def test_results_table_create_args_follow_the_template_keys(template: dict[str, Any]) -> None:
+    args = results_table_create_args(template, "checks-local")
+
+    assert args["TableName"] == "checks-local"
+    assert args["KeySchema"] == [
+        {"AttributeName": "destination_id", "KeyType": "HASH"},
+        {"AttributeName": "pinged_at", "KeyType": "RANGE"},
+    ]
+    assert {d["AttributeName"]: d["AttributeType"] for d in args["AttributeDefinitions"]} == {
+        "destination_id": "S",
+        "pinged_at": "S",
+    }
+    assert args["BillingMode"] == "PAY_PER_REQUEST"
+    assert "TableName" not in results_table_create_args(template)
+
+
+def test_load_template_reads_short_tags_in_their_long_form(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "Resources:\n"
+        "  R:\n"
+        "    Type: X\n"
+        "    Properties:\n"
+        "      A: !Ref P\n"
+        "      B: !GetAtt T.Endpoint.Address\n"
+        "      C: !If [Cond, !Sub '${AWS::Region}', !Select [0, !Split [',', !Ref L]]]\n"
+        "      D: !FindInMap [M, !Ref K, V]\n"
+    )
+
+    props = load_template(path)["Resources"]["R"]["Properties"]
+
+    assert props["A"] == {"Ref": "P"}
+    assert props["B"] == {"Fn::GetAtt": ["T", "Endpoint.Address"]}
+    assert props["C"] == {
+        "Fn::If": [
+            "Cond",
+            {"Fn::Sub": "${AWS::Region}"},
+            {"Fn::Select": [0, {"Fn::Split": [",", {"Ref": "L"}]}]},
+        ]
+    }
+    assert props["D"] == {"Fn::FindInMap": ["M", {"Ref": "K"}, "V"]}
+
+
+# ------------------------------------------------------------------------------------------ outputs
+
+
+def test_outputs_give_the_api_url_table_function_and_queues(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+
+    assert {
+        "ApiUrl",
+        "ResultsTableName",
+        "PingFunctionArn",
+        "PingFailureQueueUrl",
+        "ScheduleDeadLetterQueueUrl",
+    } <= set(outputs)
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${MonitorApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"
+    }
+    assert outputs["ResultsTableName"]["Value"] == {"Ref": "ResultsTable"}
+    assert outputs["PingFunctionArn"]["Value"] == {"Fn::GetAtt": ["PingFunction", "Arn"]}
