@@ -60,6 +60,7 @@ def stripe_server() -> Iterator[StripeStandIn]:
 @pytest.fixture
 def stripe(stripe_server: StripeStandIn) -> StripeStandIn:
     stripe_server.reset()
+    stripe_server.api_key = FAKE_STRIPE_KEY
     for destination in stripe_server.destinations:
         stripe_server.remove_destination(destination.id)
     return stripe_server
@@ -129,3 +130,32 @@ def load_event(name: str, **overrides: Any) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
     event.update(overrides)
     return event
+
+
+TOOLS_BIN = ROOT / ".venv-tools" / "bin"
+
+
+def python313_bin_dir() -> str:
+    """The directory of a working python3.13, which ``sam build`` needs on PATH."""
+    import subprocess
+
+    found = subprocess.run([str(ROOT / "scripts/find-python313")], capture_output=True, text=True, check=True)
+    return str(Path(found.stdout.strip()).parent)
+
+
+@pytest.fixture(scope="session")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``sam build`` for x86_64 (this machine), once per test session; returns the build directory."""
+    import subprocess
+
+    sam = TOOLS_BIN / "sam"
+    if not sam.exists():
+        pytest.fail(f"{sam} is missing: run 'make test' (it creates the tools environment)")
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    env = os.environ | {"PATH": f"{python313_bin_dir()}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
+    subprocess.run(
+        [str(sam), "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir", str(build_dir),
+         "--parameter-overrides", "Architecture=x86_64"],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return build_dir

@@ -1,6 +1,7 @@
 """Every outcome of one ping, through the real HTTP path to the Stripe stand-in."""
 
 import time
+from typing import Any
 
 import pytest
 
@@ -14,9 +15,14 @@ DESTINATION = "ed_test_61OutcomeTests000000001"
 
 
 def ping(
-    stripe: StripeStandIn, destination_id: str = DESTINATION, *, api_key: str = FAKE_STRIPE_KEY, **config
+    stripe: StripeStandIn, destination_id: str = DESTINATION, *, api_key: str = FAKE_STRIPE_KEY, **config: Any
 ):
-    settings = {"api_base": stripe.url, "connect_timeout": 0.5, "read_timeout": 0.5, "backoff_base": 0.01}
+    settings: dict[str, Any] = {
+        "api_base": stripe.url,
+        "connect_timeout": 0.5,
+        "read_timeout": 0.5,
+        "backoff_base": 0.01,
+    }
     client = StripeClient(api_key, StripeClientConfig(**(settings | config)))
     return ping_destination(
         client, destination_id, idempotency_key="outcome-key", deadline=time.monotonic() + 10

@@ -310,6 +310,11 @@ class StripeStandIn:
     def api_key(self) -> str:
         return self._api_key
 
+    @api_key.setter
+    def api_key(self, value: str) -> None:
+        """Accept only this key from now on (a rotated key, as after a secret rotation)."""
+        self._api_key = value
+
     # -- configuration ---------------------------------------------------------------------------
 
     def put_destination(self, destination: Destination | Mapping[str, Any]) -> Destination:

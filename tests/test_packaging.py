@@ -1,0 +1,83 @@
+"""The BUILT function and layer run on their own: a fresh interpreter with nothing but the build output.
+
+``python -S`` drops site-packages, so a dependency missing from the layer fails here as it would on Lambda.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Deployment, load_event, python313_bin_dir
+
+pytestmark = pytest.mark.sam
+
+DRIVER = """
+import json, sys
+import app
+
+class Context:
+    function_name = "PingFunction"; memory_limit_in_mb = 512; aws_request_id = "packaging-test"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PingFunction"
+    def get_remaining_time_in_millis(self): return 20000
+
+for line in sys.stdin:
+    print("RESULT " + json.dumps(app.lambda_handler(json.loads(line), Context())), flush=True)
+"""
+
+
+def run_built(build: Path, deployment: Deployment, events: list[dict[str, Any]]) -> list[Any]:
+    env = deployment.aws.environment | {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{build / 'PingFunction'}:{build / 'CommonLayer' / 'python'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TABLE_NAME": deployment.table_name,
+        "STRIPE_SECRET_ID": deployment.secret_id,
+        "STRIPE_API_BASE": deployment.stripe.url,
+        "DESTINATION_IDS": "ed_test_61DemoHealthyWebhook0001",
+        "POWERTOOLS_SERVICE_NAME": "stripe-destination-monitor",
+        "POWERTOOLS_METRICS_NAMESPACE": "PackagingTest",
+    }
+    python = str(Path(python313_bin_dir()) / "python3.13")
+    done = subprocess.run(
+        [python, "-S", "-c", DRIVER],
+        input="".join(json.dumps(e) + "\n" for e in events),
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+
+
+def test_the_built_function_serves_api_schedule_and_invoke(sam_build, deployment):
+    deployment.stripe.add_destination("ed_test_61DemoHealthyWebhook0001")
+
+    ping, schedule, invoke = run_built(
+        sam_build,
+        deployment,
+        [load_event("api_ping.json"), load_event("schedule.json"), load_event("invoke.json")],
+    )
+
+    assert ping["statusCode"] == 200
+    assert json.loads(ping["body"])["outcome"] == "ok"
+    assert schedule["checked"] == 1
+    assert invoke["outcome"] == "ok"
+    assert len(deployment.items()) == 3
+
+
+def test_the_layer_holds_only_what_it_needs(sam_build):
+    layer = sam_build / "CommonLayer" / "python"
+    packages = {p.name for p in layer.iterdir()}
+
+    assert {"stripe_monitor", "aws_lambda_powertools", "pydantic", "pydantic_core", "urllib3"} <= packages
+    assert not {"moto", "stripe", "pytest", "hypothesis"} & packages
+
+
+def test_a_missing_dependency_in_the_layer_is_caught(sam_build, deployment, tmp_path):
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-a", str(sam_build), str(broken)], check=True)
+    subprocess.run(["rm", "-rf", str(broken / "CommonLayer" / "python" / "pydantic")], check=True)
+
+    with pytest.raises(AssertionError, match="pydantic"):
+        run_built(broken, deployment, [load_event("invoke.json")])

@@ -1,0 +1,34 @@
+import pytest
+
+from stripe_monitor.settings import ConfigError, Settings
+
+BASE = {"TABLE_NAME": "checks", "STRIPE_SECRET_ID": "stripe/key"}
+
+
+def test_defaults_are_production_values():
+    settings = Settings.from_env(BASE)
+
+    assert settings.stripe_api_base == "https://api.stripe.com"
+    assert settings.stripe_api_version == "2026-06-24.dahlia"
+    assert settings.result_retention_days == 90
+    assert settings.destination_ids == ()
+
+
+def test_destination_ids_are_split_trimmed_deduplicated_and_validated():
+    settings = Settings.from_env(BASE | {"DESTINATION_IDS": " ed_test_1 ,ed_test_2,, ed_test_1"})
+
+    assert settings.destination_ids == ("ed_test_1", "ed_test_2")
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"TABLE_NAME": ""}, "TABLE_NAME"),
+        ({"DESTINATION_IDS": "ed_test_1,not-an-id"}, "DESTINATION_IDS"),
+        ({"RESULT_RETENTION_DAYS": "0"}, "RESULT_RETENTION_DAYS"),
+        ({"STRIPE_API_BASE": "http://evil.example.com"}, "STRIPE_API_BASE"),
+    ],
+)
+def test_bad_configuration_names_the_variable(override, named):
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(BASE | override)
