@@ -2,24 +2,27 @@
 #   .venv        the application and its tests (pins in requirements-dev.txt)
 #   .venv-tools  aws-sam-cli, cfn-lint, checkov (they pin older urllib3/boto3; kept apart on purpose)
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 PYTHON313 := $(shell scripts/find-python313)
 VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
+# Hide pip's warnings about local index folders that this machine's pip config names but does not have.
+PIP_NOISE := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
 .PHONY: local test lint typecheck build bench sam-local clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required"; exit 1; }
 	$(PYTHON313) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | $(PIP_NOISE)
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.txt
 	@test -n "$(PYTHON313)" || { echo "Python 3.13 is required"; exit 1; }
 	$(PYTHON313) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt 2>&1 | $(PIP_NOISE)
 	touch $@
 
 ## Run the monitor's main job locally on embedded stand-ins (no AWS, no Stripe key, no Docker).
