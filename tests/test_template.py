@@ -37,6 +37,9 @@ RUNTIME_ENV_VARS = {
 API_ROUTES = {
     ("POST", "/destinations/{destination_id}/ping"),
     ("GET", "/destinations/{destination_id}/pings"),
+    ("GET", "/destinations/{destination_id}/transitions"),
+    ("POST", "/destinations/{destination_id}/mute"),
+    ("DELETE", "/destinations/{destination_id}/mute"),
     ("GET", "/destinations"),
 }
 APP_SOURCES = ROOT / "layers" / "common" / "stripe_monitor"
@@ -312,7 +315,7 @@ def test_function_dynamodb_and_secrets_permissions_name_exact_resources(function
         assert not any(a.endswith("*") for a in actions_of(statement))
     for policy in template_policies:
         assert "*" not in json.dumps(policy), f"wildcard in {policy}"
-        assert set(policy) <= {"AWSSecretsManagerGetSecretValuePolicy"}, (
+        assert set(policy) <= {"AWSSecretsManagerGetSecretValuePolicy", "SNSPublishMessagePolicy"}, (
             f"unexpected policy template {policy}"
         )
 
@@ -387,8 +390,12 @@ def test_schedule_input_carries_the_scheduled_time(function: dict[str, Any]) -> 
     schedule = schedule_event(function)
     fixture = json.loads((EVENTS / "schedule.json").read_text())
 
-    assert json.loads(schedule["Input"]) == {"scheduled_time": SCHEDULED_TIME}
-    assert set(fixture) == {"scheduled_time"}
+    schedule_input = json.loads(schedule["Input"]["Fn::Sub"])
+    assert schedule_input["scheduled_time"] == SCHEDULED_TIME
+    assert (
+        schedule_input["api_url"] == "https://${MonitorApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"
+    )
+    assert set(fixture) <= set(schedule_input)
 
 
 def test_schedule_expression_and_state_come_from_parameters(function: dict[str, Any]) -> None:
@@ -512,3 +519,53 @@ def test_outputs_give_the_api_url_table_function_and_queues(template: dict[str, 
     }
     assert outputs["ResultsTableName"]["Value"] == {"Ref": "ResultsTable"}
     assert outputs["PingFunctionArn"]["Value"] == {"Fn::GetAtt": ["PingFunction", "Arn"]}
+
+
+ALARMED_METRICS = {
+    ("StripeDestinationMonitor", "CheckFailed"),
+    ("StripeDestinationMonitor", "CheckSucceeded"),
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ("AWS/Lambda", "Errors"),
+    ("AWS/Lambda", "Throttles"),
+}
+
+
+def test_alarms_cover_failures_silence_dead_letters_errors_and_throttles(resources: dict[str, Any]) -> None:
+    alarms = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+    assert {(a["Namespace"], a["MetricName"]) for a in alarms.values()} == ALARMED_METRICS
+    assert all(a["AlarmActions"] == [{"Ref": "AlertTopic"}] for a in alarms.values())
+    no_success = alarms["NoSuccessfulCheckAlarm"]
+    assert no_success["TreatMissingData"] == "breaching"  # a stopped schedule alarms
+    assert no_success["EvaluationPeriods"] == {"Ref": "NoSuccessPeriods"}
+    queues = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values() if a["Namespace"] == "AWS/SQS"
+    }
+    assert queues == {"PingFailureQueue", "ScheduleDeadLetterQueue"}
+
+
+def test_the_alert_topic_is_encrypted_published_to_and_optionally_mailed(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    topic = resources["AlertTopic"]["Properties"]
+
+    assert topic["KmsMasterKeyId"] == "alias/aws/sns"
+    assert function["Environment"]["Variables"]["ALERT_TOPIC_ARN"] == {"Ref": "AlertTopic"}
+    assert {
+        "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["AlertTopic", "TopicName"]}}
+    } in function["Policies"]
+    assert resources["AlertEmailSubscription"]["Condition"] == "HasAlertEmail"
+
+
+def test_the_dashboard_shows_latency_outcomes_health_and_queue_depth(resources: dict[str, Any]) -> None:
+    body = resources["MonitorDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    rendered = json.loads(
+        body.replace("${AWS::Region}", "us-east-1")
+        .replace("${PingFailureQueue.QueueName}", "q1")
+        .replace("${ScheduleDeadLetterQueue.QueueName}", "q2")
+    )
+
+    titles = " | ".join(w["properties"]["title"] for w in rendered["widgets"])
+    for needed in ("latency per destination", "outcomes", "Health per destination", "Dead-letter queue"):
+        assert needed.lower() in titles.lower()
+    assert 'MetricName=\\"PingLatency\\"' in body

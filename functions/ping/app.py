@@ -5,6 +5,7 @@ Thin on purpose: it parses input, calls ``stripe_monitor.checks.Monitor`` and sh
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from http import HTTPStatus
 from typing import Any
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, p
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime
 
+from stripe_monitor.alerts import AlertPublisher
 from stripe_monitor.check_store import CheckStore, InvalidCursorError
 from stripe_monitor.checks import Monitor, StorageError, deadline_from_remaining_ms
 from stripe_monitor.destination_ids import InvalidDestinationIdError
@@ -26,6 +28,8 @@ from stripe_monitor.stripe_key import get_stripe_api_key
 
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
+MAX_MUTE = timedelta(days=90)
+MAX_BODY_BYTES = 4096
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces, as Stripe accepts
 _STATUS_FOR_OUTCOME = {
     Outcome.OK: HTTPStatus.OK,
@@ -36,6 +40,8 @@ _STATUS_FOR_OUTCOME = {
 _ROUTES = {  # path pattern -> allowed methods, for 405 answers
     re.compile(r"/destinations/[^/]+/ping"): ("POST",),
     re.compile(r"/destinations/[^/]+/pings"): ("GET",),
+    re.compile(r"/destinations/[^/]+/transitions"): ("GET",),
+    re.compile(r"/destinations/[^/]+/mute"): ("POST", "DELETE"),
     re.compile(r"/destinations"): ("GET",),
 }
 
@@ -45,7 +51,12 @@ app = APIGatewayRestResolver()
 @cache
 def monitor() -> Monitor:
     settings = get_settings()
-    return Monitor(settings, CheckStore(settings.table_name), get_stripe_api_key)
+    return Monitor(
+        settings,
+        CheckStore(settings.table_name),
+        get_stripe_api_key,
+        AlertPublisher(settings.alert_topic_arn),
+    )
 
 
 def _remaining_deadline(context: LambdaContext) -> float:
@@ -78,30 +89,74 @@ def ping_now(destination_id: str) -> Response[str]:
         trigger=Trigger.API,
         deadline=_remaining_deadline(app.lambda_context),
         idempotency_key=idempotency_key,
+        api_url=_api_url(),
     )
     return _json(_STATUS_FOR_OUTCOME.get(record.outcome, HTTPStatus.BAD_GATEWAY), record.to_dict())
 
 
 @app.get("/destinations/<destination_id>/pings")
 def ping_history(destination_id: str) -> Response[str]:
-    raw_limit = app.current_event.get_query_string_value("limit", str(HISTORY_DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_MAX_LIMIT:
-        return error_response(400, "invalid_limit", f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}")
-    cursor = app.current_event.get_query_string_value("cursor") or None
-    records, next_cursor = monitor().history(destination_id, limit=int(raw_limit), cursor=cursor)
+    limit, cursor = _page_parameters()
+    records, next_cursor = monitor().history(destination_id, limit=limit, cursor=cursor)
+    pings = [r.to_dict() for r in records]
+    return _json(200, {"destination_id": destination_id, "pings": pings, "next_cursor": next_cursor})
+
+
+@app.get("/destinations/<destination_id>/transitions")
+def health_transitions(destination_id: str) -> Response[str]:
+    limit, cursor = _page_parameters()
+    found, next_cursor = monitor().transitions(destination_id, limit=limit, cursor=cursor)
+    transitions = [t.to_dict() for t in found]
     return _json(
-        200,
-        {
-            "destination_id": destination_id,
-            "pings": [r.to_dict() for r in records],
-            "next_cursor": next_cursor,
-        },
+        200, {"destination_id": destination_id, "transitions": transitions, "next_cursor": next_cursor}
     )
 
 
 @app.get("/destinations")
-def latest_checks() -> Response[str]:
-    return _json(200, {"destinations": monitor().latest()})
+def destinations() -> Response[str]:
+    return _json(200, {"destinations": monitor().destinations()})
+
+
+class MuteRequest(BaseModel):
+    until: AwareDatetime
+
+
+@app.post("/destinations/<destination_id>/mute")
+def mute(destination_id: str) -> Response[str]:
+    raw = app.current_event.body or ""
+    if len(raw) > MAX_BODY_BYTES:
+        return error_response(413, "body_too_large", f"the body must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        request = MuteRequest.model_validate_json(raw or "{}")
+    except ValidationError as exc:
+        return error_response(
+            400, "invalid_body", f'expected {{"until": "<ISO-8601 time with zone>"}}: {_short(exc)}'
+        )
+    now = datetime.now(UTC)
+    if not now < request.until <= now + MAX_MUTE:
+        return error_response(
+            400, "invalid_until", f"until must be in the future and at most {MAX_MUTE.days} days away"
+        )
+    return _json(200, monitor().mute(destination_id, request.until))
+
+
+@app.delete("/destinations/<destination_id>/mute")
+def unmute(destination_id: str) -> Response[str]:
+    return _json(200, monitor().mute(destination_id, None))
+
+
+def _page_parameters() -> tuple[int, str | None]:
+    raw_limit = app.current_event.get_query_string_value("limit", str(HISTORY_DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_MAX_LIMIT:
+        raise BadRequestError("invalid_limit", f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}")
+    return int(raw_limit), app.current_event.get_query_string_value("cursor") or None
+
+
+def _api_url() -> str | None:
+    """The API's base URL as the caller used it, for links in alerts."""
+    context = app.current_event.request_context
+    domain = context.domain_name
+    return f"https://{domain}/{context.stage}" if domain else None
 
 
 @app.not_found
@@ -127,6 +182,17 @@ def invalid_destination(exc: InvalidDestinationIdError) -> Response[str]:
     return error_response(400, "invalid_destination_id", str(exc))
 
 
+class BadRequestError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@app.exception_handler(BadRequestError)
+def bad_request(exc: BadRequestError) -> Response[str]:
+    return error_response(400, exc.code, str(exc))
+
+
 @app.exception_handler(InvalidCursorError)
 def invalid_cursor(exc: InvalidCursorError) -> Response[str]:
     return error_response(400, "invalid_cursor", str(exc))
@@ -148,6 +214,7 @@ class ScheduledRun(BaseModel):
     """The ScheduleV2 ``Input``: ``{"scheduled_time": "<aws.scheduler.scheduled-time>"}``."""
 
     scheduled_time: AwareDatetime
+    api_url: str | None = None  # the stack's API URL, for links in alerts
 
 
 class DirectInvoke(BaseModel):
@@ -159,7 +226,9 @@ class DirectInvoke(BaseModel):
 
 def run_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = parse(event=event, model=ScheduledRun)
-    summary = monitor().run_schedule(run.scheduled_time, deadline=_remaining_deadline(context))
+    summary = monitor().run_schedule(
+        run.scheduled_time, deadline=_remaining_deadline(context), api_url=run.api_url
+    )
     logger.info("scheduled run finished", summary=summary.to_dict())
     if summary.not_stored:
         # Let Lambda retry the run (then its DLQ): the retry skips every check already recorded.

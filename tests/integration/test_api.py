@@ -43,7 +43,8 @@ def test_the_record_has_every_contract_field(deployment, healthy):
     assert set(record) == {
         "destination_id", "pinged_at", "outcome", "trigger", "http_status", "attempts", "latency_ms",
         "event_id", "event_created", "livemode", "stripe_request_id", "idempotency_key", "error_code",
-        "error_message", "expires_at",
+        "error_message", "expires_at", "destination_status", "disabled_reason", "destination_type",
+        "event_source_status",
     }  # fmt: skip
     assert len(record["pinged_at"]) == len("2026-11-27T04:00:00.123Z") and record["pinged_at"].endswith("Z")
 
@@ -153,8 +154,10 @@ def test_destinations_lists_the_latest_check_of_each(deployment, healthy):
     assert response["statusCode"] == 200
     latest = {d["destination_id"]: d for d in body(response)["destinations"]}
     assert set(latest) == {healthy, other}
-    assert latest[healthy]["pinged_at"] == latest_of_healthy["pinged_at"]
-    assert latest[other]["outcome"] == "not_found"
+    assert latest[healthy]["last_check"]["pinged_at"] == latest_of_healthy["pinged_at"]
+    assert latest[healthy]["health"] == "healthy"
+    assert latest[other]["last_check"]["outcome"] == "not_found"
+    assert latest[other]["health"] == "degraded"
 
 
 def test_the_committed_history_event_reads_history(deployment, healthy):

@@ -1,27 +1,35 @@
-"""The monitor's logic: check a destination (ping, classify, record), run a schedule, read results.
+"""The monitor's logic: check destinations (ping, classify, record), keep their health, raise alerts.
 
 Knows nothing of API Gateway: the handler turns requests into these calls and results into responses.
 """
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from pydantic import ValidationError
 
-from stripe_monitor.check_store import CheckStore, DuplicateCheckError
+from stripe_monitor.alerts import AlertPublisher
+from stripe_monitor.check_store import CheckStore, UnprocessedItemsError
 from stripe_monitor.destination_ids import validate_destination_id
+from stripe_monitor.destination_state import REMOVED, DestinationState, Transition
+from stripe_monitor.health import Health
 from stripe_monitor.observability import logger, metrics
 from stripe_monitor.ping import Outcome, PingResult, clean_message, ping_destination
-from stripe_monitor.records import CheckRecord, Trigger, iso_ms, utc_now
+from stripe_monitor.rate_limit import RateLimiter
+from stripe_monitor.records import CheckRecord, Trigger, expiry, iso_ms, parse_iso, utc_now
 from stripe_monitor.settings import ConfigError, Settings
-from stripe_monitor.stripe_client import StripeClient
+from stripe_monitor.stripe_client import StripeApiError, StripeClient, StripeTransportError
+from stripe_monitor.stripe_models import EventDestination
 
 ApiKeyProvider = Callable[..., str]  # (secret_id, *, force_fetch=False) -> key
+_HEALTH_LEVEL = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.DOWN: 2}
+_STATE_WRITE_TRIES = 3
 
 
 class StorageError(Exception):
@@ -35,30 +43,41 @@ class StorageError(Exception):
 @dataclass(frozen=True)
 class ScheduleSummary:
     scheduled_time: str
+    mode: str  # "configured" (DESTINATION_IDS) or "discovered" (every destination of the account)
     checked: int
     ok: int
     failed: int
+    disabled: int
+    discovery_error: str | None = None
     already_recorded: list[str] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)  # the deadline came first
+    errors: dict[str, str] = field(default_factory=dict)  # a check that raised (a bug): id -> error
     not_stored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "scheduled_time": self.scheduled_time,
-            "checked": self.checked,
-            "ok": self.ok,
-            "failed": self.failed,
-            "already_recorded": self.already_recorded,
-            "not_stored": self.not_stored,
-            "checks": [record.to_dict() for record in self.checks],
-        }
+        values = dict(self.__dict__)
+        values["checks"] = [record.to_dict() for record in self.checks]
+        values["transitions"] = [transition.to_dict() for transition in self.transitions]
+        return values
 
 
 class Monitor:
-    def __init__(self, settings: Settings, store: CheckStore, get_api_key: ApiKeyProvider) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: CheckStore,
+        get_api_key: ApiKeyProvider,
+        alerts: AlertPublisher | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self._get_api_key = get_api_key
+        self.alerts = alerts or AlertPublisher(None)
+
+    # -- one destination, now (API or direct invoke) -------------------------------------------------
 
     def check_destination(
         self,
@@ -67,97 +86,280 @@ class Monitor:
         trigger: Trigger,
         deadline: float,
         idempotency_key: str | None = None,
-        pinged_at: datetime | None = None,
+        api_url: str | None = None,
     ) -> CheckRecord:
         """Ping one destination and record the result. Raises only for an invalid id (before anything
         is sent or stored) and ``StorageError`` when the record cannot be written."""
         validate_destination_id(destination_id)
         key = idempotency_key or f"monitor-{uuid.uuid4()}"
-        pinged_at = pinged_at or utc_now()
+        pinged_at = utc_now()
         result = self._ping_with_fresh_key_on_401(destination_id, key, deadline)
-        record = CheckRecord.from_ping(
-            result, trigger=trigger, pinged_at=pinged_at, retention_days=self.settings.result_retention_days
-        )
-        return self._store(record, exact_key=trigger is Trigger.SCHEDULE)
+        record = self._record(result, Trigger(trigger), pinged_at)
+        try:
+            stored = self.store.put_check(record)
+        except Exception:
+            # Nothing is lost: the full record goes to the log before the error is raised.
+            logger.exception("check not stored", check=record.to_dict())
+            raise StorageError(record) from None
+        self._after_checks([stored], {}, api_url)
+        return stored
 
     def _ping_with_fresh_key_on_401(self, destination_id: str, key: str, deadline: float) -> PingResult:
         try:
             api_key = self._get_api_key(self.settings.stripe_secret_id)
         except ConfigError as exc:
             return _config_error(destination_id, key, exc)
-        client = StripeClient(api_key, self.settings.stripe_client_config)
-        result = ping_destination(client, destination_id, idempotency_key=key, deadline=deadline)
-        if result.outcome is not Outcome.UNAUTHORIZED or result.http_status != 401:
+        result = ping_destination(
+            self._client(api_key), destination_id, idempotency_key=key, deadline=deadline
+        )
+        if result.http_status != 401:
             return result
-        # The key may have been rotated since it was cached: read it again, once.
+        fresh_key = self._fresh_key_after_401(api_key)
+        if fresh_key is None:
+            return result
+        retried = ping_destination(
+            self._client(fresh_key), destination_id, idempotency_key=key, deadline=deadline
+        )
+        return PingResult(**{**retried.__dict__, "attempts": result.attempts + retried.attempts})
+
+    def _fresh_key_after_401(self, rejected_key: str) -> str | None:
+        """The key may have been rotated since it was cached: read it again, once. None if unchanged."""
         try:
             fresh_key = self._get_api_key(self.settings.stripe_secret_id, force_fetch=True)
         except ConfigError:
-            return result
-        if fresh_key == api_key:
-            return result
-        logger.info("retrying with a re-read Stripe key after 401", destination_id=destination_id)
-        retried = ping_destination(
-            StripeClient(fresh_key, self.settings.stripe_client_config),
-            destination_id,
-            idempotency_key=key,
-            deadline=deadline,
-        )
-        return PingResult(
-            **{**retried.__dict__, "attempts": result.attempts + retried.attempts},
-        )
+            return None
+        if fresh_key == rejected_key:
+            return None
+        logger.info("Stripe answered 401: using the re-read key")
+        return fresh_key
 
-    def _store(self, record: CheckRecord, *, exact_key: bool) -> CheckRecord:
-        try:
-            stored = self.store.put_check(record, exact_key=exact_key)
-        except DuplicateCheckError:
-            raise
-        except Exception:
-            # Nothing is lost: the full record goes to the log before the error is raised.
-            logger.exception("check not stored", check=record.to_dict())
-            raise StorageError(record) from None
-        _observe(stored)
-        return stored
+    def _client(self, api_key: str, rate_limiter: RateLimiter | None = None) -> StripeClient:
+        return StripeClient(api_key, self.settings.stripe_client_config, rate_limiter=rate_limiter)
 
-    def run_schedule(self, scheduled_time: datetime, *, deadline: float) -> ScheduleSummary:
-        """Check every configured destination once for this scheduled time.
+    # -- every destination, on schedule ---------------------------------------------------------------
 
-        Idempotent: the Stripe idempotency key and the record's key derive from the scheduled time, so a
+    def run_schedule(
+        self, scheduled_time: datetime, *, deadline: float, api_url: str | None = None
+    ) -> ScheduleSummary:
+        """Check every configured (or, when none is configured, every discovered) destination once.
+
+        Idempotent per scheduled time: the Stripe idempotency key and the record's key derive from it, so a
         redelivered run neither pings nor records a destination twice.
         """
         when = iso_ms(scheduled_time)
-        destination_ids = self.settings.destination_ids
-        done = self.store.existing_check_keys((d, when) for d in destination_ids)
-        todo = [d for d in destination_ids if (d, when) not in done]
+        states = self.store.load_states()
+        configured = self.settings.destination_ids
+        api_key: str | None = None
+        config_problem = ConfigError("no Stripe key")
+        try:
+            api_key = self._get_api_key(self.settings.stripe_secret_id)
+        except ConfigError as exc:
+            config_problem = exc
+        listed: dict[str, EventDestination] | None = None
+        discovery_error = None
+        limiter = RateLimiter(self.settings.stripe_requests_per_second)
+        if api_key is not None:
+            listed, discovery_error, api_key = self._discover(api_key, limiter, deadline)
+        targets = list(configured) or (
+            sorted(listed) if listed is not None else sorted(i for i, s in states.items() if not s.removed_at)
+        )
+        done = {d for d, _ in self.store.existing_check_keys((d, when) for d in targets)}
+        todo = [d for d in targets if d not in done]
+
+        if api_key is None:
+            outcomes: dict[str, CheckRecord | str] = {
+                d: self._record(
+                    _config_error(d, f"schedule-{when}-{d}", config_problem), Trigger.SCHEDULE, scheduled_time
+                )
+                for d in todo
+            }
+        else:
+            client = self._client(api_key, limiter)
+            outcomes = self._check_concurrently(todo, client, listed or {}, scheduled_time, deadline)
+
+        records = [r for r in outcomes.values() if isinstance(r, CheckRecord)]
+        not_stored = self._store_scheduled(records)
+        stored = [r for r in records if r.destination_id not in not_stored]
+        transitions = self._after_checks(stored, states, api_url)
+        if listed is not None and not configured:
+            removals = self._report_removed(states, listed, when, api_url)
+            transitions += removals
+        summary = ScheduleSummary(
+            scheduled_time=when,
+            mode="configured" if configured else "discovered",
+            checked=len(stored),
+            ok=sum(1 for r in stored if r.outcome is Outcome.OK),
+            failed=sum(1 for r in stored if r.outcome not in (Outcome.OK, Outcome.DISABLED)),
+            disabled=sum(1 for r in stored if r.outcome is Outcome.DISABLED),
+            discovery_error=discovery_error,
+            already_recorded=sorted(done),
+            not_started=sorted(d for d, r in outcomes.items() if r == "not_started"),
+            errors={d: r for d, r in outcomes.items() if isinstance(r, str) and r != "not_started"},
+            not_stored=sorted(not_stored),
+            removed=[t.destination_id for t in transitions if t.to_health == REMOVED],
+            transitions=transitions,
+            checks=stored,
+        )
+        metrics.add_metric(name="ChecksNotStarted", unit=MetricUnit.Count, value=len(summary.not_started))
+        return summary
+
+    def _discover(
+        self, api_key: str, limiter: RateLimiter, deadline: float
+    ) -> tuple[dict[str, EventDestination] | None, str | None, str]:
+        """Every destination of the account with its state (all pages). On a 401 the key is re-read once."""
+        for attempt in range(2):
+            try:
+                pages = self._client(api_key, limiter).list_destinations(
+                    deadline=deadline, page_size=self.settings.stripe_list_page_size
+                )
+                found = list(pages)
+                return {d.id: d for d in found}, None, api_key
+            except StripeApiError as exc:
+                fresh = (
+                    self._fresh_key_after_401(api_key) if exc.response.status == 401 and not attempt else None
+                )
+                if fresh is None:
+                    return None, f"listing destinations failed: HTTP {exc.response.status}", api_key
+                api_key = fresh
+            except (StripeTransportError, ValidationError) as exc:
+                return (
+                    None,
+                    clean_message(f"listing destinations failed: {type(exc).__name__}: {exc}"),
+                    api_key,
+                )
+        return None, "listing destinations failed", api_key
+
+    def _check_concurrently(
+        self,
+        destination_ids: list[str],
+        client: StripeClient,
+        listed: dict[str, EventDestination],
+        scheduled_time: datetime,
+        deadline: float,
+    ) -> dict[str, CheckRecord | str]:
+        when = iso_ms(scheduled_time)
+        one_attempt = self.settings.stripe_connect_timeout + self.settings.stripe_read_timeout
 
         def check(destination_id: str) -> CheckRecord | str:
+            if time.monotonic() + min(one_attempt, 1.0) > deadline:
+                return "not_started"
             try:
-                return self.check_destination(
-                    destination_id,
-                    trigger=Trigger.SCHEDULE,
-                    deadline=deadline,
-                    idempotency_key=f"schedule-{when}-{destination_id}",
-                    pinged_at=scheduled_time,
-                )
-            except DuplicateCheckError:
-                return "already_recorded"
-            except StorageError:
-                return "not_stored"
+                destination = listed.get(destination_id)
+                key = f"schedule-{when}-{destination_id}"
+                if destination is not None and destination.status == "disabled":
+                    result = PingResult(destination_id, Outcome.DISABLED, key, attempts=0, latency_ms=0)
+                else:
+                    result = ping_destination(client, destination_id, idempotency_key=key, deadline=deadline)
+                return self._record(result, Trigger.SCHEDULE, scheduled_time, destination)
+            except Exception as exc:  # one destination's bug must not stop the others
+                logger.exception("check failed unexpectedly", destination_id=destination_id)
+                return clean_message(f"{type(exc).__name__}: {exc}")
 
-        with ThreadPoolExecutor(max_workers=min(self.settings.schedule_workers, max(len(todo), 1))) as pool:
-            results = dict(zip(todo, pool.map(check, todo), strict=True))
-        records = {d: r for d, r in results.items() if isinstance(r, CheckRecord)}
-        return ScheduleSummary(
-            scheduled_time=when,
-            checked=len(records),
-            ok=sum(1 for r in records.values() if r.succeeded),
-            failed=sum(1 for r in records.values() if not r.succeeded),
-            already_recorded=sorted(
-                [d for d, _ in done] + [d for d, r in results.items() if r == "already_recorded"]
-            ),
-            not_stored=sorted(d for d, r in results.items() if r == "not_stored"),
-            checks=list(records.values()),
+        if not destination_ids:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.settings.check_workers, len(destination_ids))) as pool:
+            return dict(zip(destination_ids, pool.map(check, destination_ids), strict=True))
+
+    def _store_scheduled(self, records: list[CheckRecord]) -> set[str]:
+        """Batch-write the run's checks; returns the destinations whose check could not be stored."""
+        try:
+            self.store.put_checks(records)
+        except UnprocessedItemsError as exc:
+            lost = {d for d, _ in exc.keys}
+        except Exception:
+            logger.exception("scheduled checks not stored")
+            lost = {r.destination_id for r in records}
+        else:
+            return set()
+        for record in records:
+            if record.destination_id in lost:
+                logger.error("check not stored", check=record.to_dict())
+        return lost
+
+    def _report_removed(
+        self,
+        states: dict[str, DestinationState],
+        listed: dict[str, EventDestination],
+        when: str,
+        api_url: str | None,
+    ) -> list[Transition]:
+        """Destinations seen before but no longer in the account: reported once, then left alone."""
+        removals = []
+        for destination_id, state in states.items():
+            if destination_id in listed or state.removed_at or state.last_check is None:
+                continue
+            new_state, transition = state.removal(when, utc_now())
+            if self.store.save_state(new_state, previous_check_at=state.last_check.pinged_at):
+                self._publish(transition, new_state, api_url)
+                removals.append(transition)
+        return removals
+
+    # -- after every check: state, transitions, alerts, metrics ---------------------------------------
+
+    def _after_checks(
+        self, records: Iterable[CheckRecord], states: dict[str, DestinationState], api_url: str | None
+    ) -> list[Transition]:
+        transitions = []
+        for record in records:
+            health = None
+            try:
+                transition, health = self._advance_state(record, states.get(record.destination_id), api_url)
+                if transition:
+                    transitions.append(transition)
+            except Exception:  # the check is stored; a failed state update must not hide it
+                logger.exception("destination state not updated", destination_id=record.destination_id)
+            _observe(record, health)
+        return transitions
+
+    def _advance_state(
+        self, record: CheckRecord, state: DestinationState | None, api_url: str | None
+    ) -> tuple[Transition | None, Health | None]:
+        for _ in range(_STATE_WRITE_TRIES):
+            current = state or self.store.get_state(record.destination_id)
+            previous_at = current.last_check.pinged_at if current.last_check else None
+            if previous_at is not None and previous_at >= record.pinged_at:
+                return None, current.health  # an older check finishing late never moves health backwards
+            new_state, transition = current.advance(
+                record, slow_ping_ms=self.settings.slow_ping_ms, now=utc_now()
+            )
+            if self.store.save_state(new_state, previous_check_at=previous_at):
+                if transition:
+                    self._publish(transition, new_state, api_url)
+                return transition, new_state.health
+            state = None  # somebody else wrote it: read again
+        logger.warning(
+            "destination state changed concurrently; left as is", destination_id=record.destination_id
         )
+        return None, None
+
+    def _publish(self, transition: Transition, state: DestinationState, api_url: str | None) -> None:
+        self.store.add_transition(
+            transition, expires_at=expiry(parse_iso(transition.at), self.settings.result_retention_days)
+        )
+        logger.info("health changed", transition=transition.to_dict())
+        if transition.from_health is None and transition.to_health == Health.HEALTHY:
+            return  # a new destination that works is no news
+        try:
+            self.alerts.publish(transition, state, api_url)
+        except Exception:
+            logger.exception("alert not published", transition=transition.to_dict())
+
+    def _record(
+        self,
+        result: PingResult,
+        trigger: Trigger,
+        pinged_at: datetime,
+        destination: EventDestination | None = None,
+    ) -> CheckRecord:
+        return CheckRecord.from_ping(
+            result,
+            trigger=trigger,
+            pinged_at=pinged_at,
+            retention_days=self.settings.result_retention_days,
+            destination=destination,
+        )
+
+    # -- reading --------------------------------------------------------------------------------------
 
     def history(
         self, destination_id: str, *, limit: int, cursor: str | None
@@ -165,8 +367,20 @@ class Monitor:
         validate_destination_id(destination_id)
         return self.store.history(destination_id, limit=limit, cursor=cursor)
 
-    def latest(self) -> list[dict[str, Any]]:
-        return self.store.latest_checks()
+    def transitions(
+        self, destination_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[Transition], str | None]:
+        validate_destination_id(destination_id)
+        return self.store.transitions(destination_id, limit=limit, cursor=cursor)
+
+    def destinations(self) -> list[dict[str, Any]]:
+        now = utc_now()
+        return [state.to_api(now) for _, state in sorted(self.store.load_states().items())]
+
+    def mute(self, destination_id: str, until: datetime | None) -> dict[str, Any]:
+        """Keep checking and recording, but send no notification until ``until`` (None ends the mute)."""
+        validate_destination_id(destination_id)
+        return self.store.set_mute(destination_id, iso_ms(until) if until else None).to_api(utc_now())
 
 
 def deadline_from_remaining_ms(remaining_ms: int, margin_seconds: float) -> float:
@@ -186,10 +400,25 @@ def _config_error(destination_id: str, key: str, exc: ConfigError) -> PingResult
     )
 
 
-def _observe(record: CheckRecord) -> None:
+def _observe(record: CheckRecord, health: Health | None) -> None:
+    """One log line per check; fleet-wide metrics (for alarms) and per-destination metrics (dashboard)."""
     logger.info("check recorded", check=record.to_dict())
-    metrics.add_metric(
-        name="CheckSucceeded" if record.succeeded else "CheckFailed", unit=MetricUnit.Count, value=1
+    succeeded = record.outcome is Outcome.OK
+    failed = record.outcome not in (Outcome.OK, Outcome.DISABLED)
+    metrics.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=int(succeeded))
+    metrics.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
+    per_destination = EphemeralMetrics()
+    per_destination.add_dimension(name="destination_id", value=record.destination_id)
+    per_destination.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=int(succeeded))
+    per_destination.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
+    per_destination.add_metric(
+        name="DestinationDisabled", unit=MetricUnit.Count, value=int(record.outcome is Outcome.DISABLED)
     )
     if record.http_status is not None:
         metrics.add_metric(name="PingLatency", unit=MetricUnit.Milliseconds, value=record.latency_ms)
+        per_destination.add_metric(name="PingLatency", unit=MetricUnit.Milliseconds, value=record.latency_ms)
+    if health is not None:
+        per_destination.add_metric(
+            name="DestinationHealth", unit=MetricUnit.Count, value=_HEALTH_LEVEL[health]
+        )
+    per_destination.flush_metrics()

@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from stripe_monitor.ping import Outcome, PingResult
+from stripe_monitor.stripe_models import EventDestination
 
 
 class Trigger(StrEnum):
@@ -31,17 +32,29 @@ class CheckRecord:
     error_code: str | None
     error_message: str | None
     expires_at: int  # epoch seconds; DynamoDB TTL deletes the item after the retention period
+    # The destination as Stripe described it at the check (None when it was not looked up).
+    destination_status: str | None = None
+    disabled_reason: str | None = None
+    destination_type: str | None = None
+    event_source_status: str | None = None
 
     @classmethod
     def from_ping(
-        cls, result: PingResult, *, trigger: Trigger, pinged_at: datetime, retention_days: int
+        cls,
+        result: PingResult,
+        *,
+        trigger: Trigger,
+        pinged_at: datetime,
+        retention_days: int,
+        destination: EventDestination | None = None,
     ) -> "CheckRecord":
         values = asdict(result)
         return cls(
             **values,
             pinged_at=iso_ms(pinged_at),
             trigger=trigger,
-            expires_at=int((pinged_at + timedelta(days=retention_days)).timestamp()),
+            expires_at=expiry(pinged_at, retention_days),
+            **destination_facts(destination),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +73,23 @@ class CheckRecord:
     @property
     def succeeded(self) -> bool:
         return self.outcome is Outcome.OK
+
+
+def destination_facts(destination: EventDestination | None) -> dict[str, Any]:
+    """What a check records of the destination's state in Stripe."""
+    if destination is None:
+        return {}
+    bridge = destination.amazon_eventbridge
+    return {
+        "destination_status": destination.status,
+        "disabled_reason": destination.disabled_reason,
+        "destination_type": destination.type,
+        "event_source_status": bridge.aws_event_source_status if bridge else None,
+    }
+
+
+def expiry(moment: datetime, retention_days: int) -> int:
+    return int((moment + timedelta(days=retention_days)).timestamp())
 
 
 def iso_ms(moment: datetime) -> str:

@@ -30,7 +30,13 @@ class Settings(BaseModel):
     stripe_backoff_base: Annotated[float, Field(ge=0.001, le=5)] = 0.5
     # Time kept back from Lambda's remaining time to record the result after the last attempt.
     deadline_margin_seconds: Annotated[float, Field(ge=0.1, le=60)] = 2.0
-    schedule_workers: Annotated[int, Field(ge=1, le=64)] = 8
+    # Scheduled runs: concurrent checks, and a client-side rate limit below Stripe's (25/s in a sandbox).
+    check_workers: Annotated[int, Field(ge=1, le=64)] = 8
+    stripe_requests_per_second: Annotated[float, Field(gt=0, le=100)] = 20.0
+    # A successful ping slower than this degrades the destination's health.
+    slow_ping_ms: Annotated[int, Field(ge=100, le=60_000)] = 5_000
+    stripe_list_page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    alert_topic_arn: str | None = None
 
     @field_validator("destination_ids", mode="before")
     @classmethod

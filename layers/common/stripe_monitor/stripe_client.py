@@ -30,6 +30,7 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from stripe_monitor.rate_limit import RateLimiter
 from stripe_monitor.stripe_models import EventDestination, EventDestinationPage
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -101,6 +102,7 @@ class StripeRetry(Retry):
         backoff_base: float = 0.5,
         retry_after_cap: float = 10.0,
         attempt_log: list[str] | None = None,
+        rate_limiter: RateLimiter | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -110,6 +112,7 @@ class StripeRetry(Retry):
         self.retry_after_cap = retry_after_cap
         # Shared (not copied) by every Retry that ``new`` derives, so the caller can count attempts.
         self.attempt_log = attempt_log if attempt_log is not None else []
+        self.rate_limiter = rate_limiter
         self.planned_delay = 0.0
 
     def new(self, **kw: Any) -> Self:
@@ -119,6 +122,7 @@ class StripeRetry(Retry):
             "backoff_base": self.backoff_base,
             "retry_after_cap": self.retry_after_cap,
             "attempt_log": self.attempt_log,
+            "rate_limiter": self.rate_limiter,
         }
         return super().new(**extras, **kw)
 
@@ -150,6 +154,8 @@ class StripeRetry(Retry):
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         if self.planned_delay > 0:
             time.sleep(self.planned_delay)
+        if self.rate_limiter:  # every attempt counts against the rate limit, retries included
+            self.rate_limiter.acquire(self.deadline)
 
     @staticmethod
     def _stripe_allows_retry(response: BaseHTTPResponse | None, error: Exception | None) -> bool:
@@ -185,6 +191,7 @@ class StripeClient:
     api_key: str = field(repr=False)
     config: StripeClientConfig = field(default_factory=StripeClientConfig)
     pool: urllib3.PoolManager = field(default=HTTP_POOL, repr=False)
+    rate_limiter: RateLimiter | None = field(default=None, repr=False)
 
     def ping(self, destination_id: str, *, idempotency_key: str, deadline: float) -> StripeResponse:
         """``POST /v2/core/event_destinations/{id}/ping``; the id must already be validated."""
@@ -226,6 +233,8 @@ class StripeClient:
             headers["Content-Type"] = "application/json"
             headers["Idempotency-Key"] = idempotency_key or ""
             body = b"{}"
+        if self.rate_limiter:
+            self.rate_limiter.acquire(deadline)
         started = time.monotonic()
         remaining = max(deadline - started, 0.001)
         attempt_budget = min(self.config.connect_timeout + self.config.read_timeout, remaining)
@@ -246,6 +255,7 @@ class StripeClient:
             attempt_budget=attempt_budget,
             backoff_base=self.config.backoff_base,
             retry_after_cap=self.config.retry_after_max,
+            rate_limiter=self.rate_limiter,
         )
         url = urljoin(self.config.api_base, path)
         try:

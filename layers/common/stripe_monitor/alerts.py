@@ -1,0 +1,62 @@
+"""The only module that touches SNS: tells people when a destination's health changes."""
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from stripe_monitor.destination_state import DestinationState, Transition
+
+_BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+_SUBJECT_LIMIT = 100  # SNS's limit for e-mail subjects
+
+
+class AlertPublisher:
+    """Publishes transitions to the stack's SNS topic (nothing when no topic is configured)."""
+
+    def __init__(self, topic_arn: str | None, client: Any | None = None) -> None:
+        self.topic_arn = topic_arn
+        self._client = client
+        if topic_arn and client is None:
+            self._client = boto3.client("sns", config=_BOTO_CONFIG)
+
+    def publish(self, transition: Transition, state: DestinationState, api_url: str | None) -> bool:
+        if not self.topic_arn or self._client is None or transition.muted:
+            return False
+        subject, message = alert_text(transition, state, api_url)
+        self._client.publish(
+            TopicArn=self.topic_arn,
+            Subject=subject,
+            Message=message,
+            MessageAttributes={
+                "destination_id": {"DataType": "String", "StringValue": transition.destination_id},
+                "health": {"DataType": "String", "StringValue": transition.to_health},
+            },
+        )
+        return True
+
+
+def alert_text(transition: Transition, state: DestinationState, api_url: str | None) -> tuple[str, str]:
+    """A subject and a message a person can act on: what, since when, why, where to look."""
+    destination = transition.destination_id
+    was = transition.from_health or "unknown"
+    subject = f"Stripe destination {destination} is {transition.to_health.upper()} (was {was})"
+    lines = [
+        f"Stripe event destination {destination} changed from {was} to {transition.to_health}"
+        f" at {transition.at}.",
+        f"Why: {transition.reason}",
+    ]
+    if transition.last_error:
+        lines.append(f"Last error: {transition.last_error}")
+    last = state.last_check
+    if last is not None and last.destination_status:
+        lines.append(f"Stripe reports the destination {last.destination_status}"
+                     + (f" ({last.disabled_reason})" if last.disabled_reason else "") + ".")  # fmt: skip
+    base = api_url.rstrip("/") if api_url else "<the stack's ApiUrl output>"
+    lines += [
+        "",
+        f"History:     GET {base}/destinations/{destination}/pings",
+        f"Transitions: GET {base}/destinations/{destination}/transitions",
+        f'Mute:        POST {base}/destinations/{destination}/mute  {{"until": "<ISO time>"}}',
+    ]
+    return subject[:_SUBJECT_LIMIT], "\n".join(lines)

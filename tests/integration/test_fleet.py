@@ -1,0 +1,280 @@
+"""Watching a whole account: discovery, destination state, concurrency, rate limit, deadline, health,
+transitions, SNS alerts and mutes, through the real handler, moto's server and the Stripe stand-in."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Deployment, load_event, reset_caches
+from tests.integration.api_events import api_event, ping_event
+from tests.local.stripe_standin import Fault
+
+WEBHOOK = "ed_test_61FleetWebhook00000001"
+PENDING_BRIDGE = "ed_test_61FleetBridgePending001"
+DISABLED = "ed_test_61FleetDisabled00000001"
+
+
+def run(deployment: Deployment, minute: int = 0, remaining_ms: int = 20_000) -> Any:
+    when = (datetime(2026, 11, 27, 4, 0, tzinfo=UTC) + timedelta(minutes=10 * minute)).isoformat()
+    return deployment.invoke({"scheduled_time": when, "api_url": "https://api.example/v1"}, remaining_ms)
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+
+
+class Alerts:
+    """An SNS topic of the stack, with an SQS queue subscribed to read what was published."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        sns, self.sqs = deployment.aws.client("sns"), deployment.aws.client("sqs")
+        self.topic_arn = sns.create_topic(Name=f"alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+        self.queue_url = self.sqs.create_queue(QueueName=f"alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+
+    def messages(self) -> list[dict[str, Any]]:
+        found = []
+        while batch := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+            "Messages"
+        ):
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+
+@pytest.fixture
+def alerts(deployment, monkeypatch) -> Alerts:
+    topic = Alerts(deployment)
+    configure(monkeypatch, ALERT_TOPIC_ARN=topic.topic_arn)
+    return topic
+
+
+@pytest.fixture
+def account(deployment):
+    """A Stripe account with a webhook, an EventBridge destination whose source is pending, a disabled one."""
+    stripe = deployment.stripe
+    stripe.add_destination(WEBHOOK)
+    stripe.add_destination(PENDING_BRIDGE, type="amazon_eventbridge", event_source_status="pending")
+    stripe.add_destination(DISABLED, status="disabled", disabled_reason="no_aws_event_source_exists")
+    return deployment
+
+
+def test_an_empty_destination_list_discovers_every_destination_across_pages(deployment, monkeypatch):
+    ids = [f"ed_test_61Discovered{n:05d}" for n in range(23)]
+    for destination_id in ids:
+        deployment.stripe.add_destination(destination_id)
+    configure(monkeypatch, STRIPE_LIST_PAGE_SIZE="10")
+
+    summary = run(deployment)
+
+    assert summary["mode"] == "discovered"
+    assert sorted(c["destination_id"] for c in summary["checks"]) == ids
+    list_requests = [r for r in deployment.stripe.requests if r.method == "GET"]
+    assert len(list_requests) == 3  # 10 + 10 + 3, following next_page_url
+    assert {i["destination_id"]["S"] for i in deployment.items()} == set(ids)
+
+
+def test_each_check_records_the_destination_state_and_a_disabled_one_is_not_pinged(account):
+    summary = run(account)
+
+    checks = {c["destination_id"]: c for c in summary["checks"]}
+    assert checks[WEBHOOK]["destination_status"] == "enabled"
+    assert checks[WEBHOOK]["destination_type"] == "webhook_endpoint"
+    assert checks[PENDING_BRIDGE]["destination_type"] == "amazon_eventbridge"
+    assert checks[PENDING_BRIDGE]["event_source_status"] == "pending"
+    disabled = checks[DISABLED]
+    assert (disabled["outcome"], disabled["destination_status"]) == ("disabled", "disabled")
+    assert disabled["disabled_reason"] == "no_aws_event_source_exists"
+    assert disabled["attempts"] == 0
+    assert account.stripe.ping_count(DISABLED) == 0
+    assert (summary["ok"], summary["failed"], summary["disabled"]) == (2, 0, 1)
+
+
+def test_an_eventbridge_destination_with_a_pending_source_is_flagged_degraded(account):
+    run(account)
+
+    states = {
+        d["destination_id"]: d
+        for d in json.loads(account.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
+    }
+    assert states[PENDING_BRIDGE]["health"] == "degraded"
+    assert "EventBridge event source is pending" in states[PENDING_BRIDGE]["health_reason"]
+    assert states[DISABLED]["health"] == "down"
+    assert states[WEBHOOK]["health"] == "healthy"
+
+
+def test_configured_ids_limit_the_run_and_an_unknown_one_is_not_found(account, monkeypatch):
+    unknown = "ed_test_61NotInTheAccount00001"
+    configure(monkeypatch, DESTINATION_IDS=f"{WEBHOOK},{unknown}")
+
+    summary = run(account)
+
+    outcomes = {c["destination_id"]: c["outcome"] for c in summary["checks"]}
+    assert outcomes == {WEBHOOK: "ok", unknown: "not_found"}
+    assert account.stripe.ping_count(PENDING_BRIDGE) == 0
+
+
+def test_a_destination_that_disappears_is_reported_removed_once(account, alerts):
+    run(account, minute=0)
+    account.stripe.remove_destination(WEBHOOK)
+
+    second = run(account, minute=1)
+    third = run(account, minute=2)
+
+    assert second["removed"] == [WEBHOOK]
+    assert third["removed"] == []
+    removed_alerts = [m for m in alerts.messages() if "REMOVED" in m["Subject"]]
+    assert len(removed_alerts) == 1
+    assert WEBHOOK in removed_alerts[0]["Subject"]
+    states = {
+        d["destination_id"]: d
+        for d in json.loads(account.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
+    }
+    assert states[WEBHOOK]["removed_at"] == "2026-11-27T04:10:00.000Z"
+
+
+def test_checks_run_concurrently_within_the_worker_bound(deployment, monkeypatch):
+    for n in range(12):
+        deployment.stripe.add_destination(f"ed_test_61Concurrent{n:05d}")
+    deployment.stripe.set_latency(0.2)
+    configure(monkeypatch, CHECK_WORKERS="4", STRIPE_REQUESTS_PER_SECOND="100")
+
+    summary = run(deployment)
+
+    assert summary["checked"] == 12
+    assert 2 <= deployment.stripe.max_in_flight <= 4  # measured by the stand-in, not by a clock
+
+
+def test_the_client_side_rate_limit_is_respected(deployment, monkeypatch):
+    for n in range(12):
+        deployment.stripe.add_destination(f"ed_test_61RateLimited{n:04d}")
+    configure(monkeypatch, CHECK_WORKERS="8", STRIPE_REQUESTS_PER_SECOND="10")
+
+    summary = run(deployment)
+
+    starts = sorted(r.started for r in deployment.stripe.requests)
+    assert summary["checked"] == 12 and len(starts) == 13  # one list page + 12 pings
+    busiest_second = max(sum(1 for s in starts if first <= s < first + 1.0) for first in starts)
+    assert busiest_second <= 10 + 1  # slots are 0.1 s apart; a window can touch both ends
+
+
+def test_work_that_cannot_start_before_the_deadline_is_reported_not_lost(deployment, monkeypatch):
+    ids = [f"ed_test_61Deadline{n:07d}" for n in range(6)]
+    for destination_id in ids:
+        deployment.stripe.add_destination(destination_id)
+    deployment.stripe.set_latency(0.6)
+    configure(monkeypatch, CHECK_WORKERS="1", DEADLINE_MARGIN_SECONDS="0.5")
+
+    summary = run(deployment, remaining_ms=2_500)
+
+    assert summary["not_started"], "some checks should not have started"
+    assert sorted(summary["not_started"] + [c["destination_id"] for c in summary["checks"]]) == ids
+    assert len(deployment.items()) == summary["checked"]
+
+
+def test_a_failed_listing_falls_back_to_the_destinations_seen_before(account):
+    run(account, minute=0)
+    account.stripe.script_list([Fault("status", 500)], forever=True)
+
+    summary = run(account, minute=1)
+
+    assert summary["discovery_error"] == "listing destinations failed: HTTP 500"
+    assert sorted(c["destination_id"] for c in summary["checks"]) == sorted(
+        [WEBHOOK, PENDING_BRIDGE, DISABLED]
+    )
+    assert summary["removed"] == []
+
+
+def test_health_goes_down_and_recovers_with_transitions_and_alerts(deployment, alerts, monkeypatch):
+    deployment.stripe.add_destination(WEBHOOK)
+    configure(monkeypatch, DESTINATION_IDS=WEBHOOK)
+    run(deployment, minute=0)
+    deployment.stripe.script(WEBHOOK, [Fault("status", 500, error_code="api_error")], forever=True)
+    run(deployment, minute=1)
+    run(deployment, minute=2)
+    deployment.stripe.script(WEBHOOK, [])
+    run(deployment, minute=3)
+    run(deployment, minute=4)
+
+    answer = deployment.invoke(api_event("GET", f"/destinations/{WEBHOOK}/transitions"))
+    transitions = json.loads(answer["body"])["transitions"]
+    assert [(t["from_health"], t["to_health"]) for t in transitions] == [
+        ("down", "healthy"),
+        ("degraded", "down"),
+        ("healthy", "degraded"),
+        (None, "healthy"),
+    ]
+    messages = alerts.messages()
+    assert [m["Subject"] for m in messages] == [
+        f"Stripe destination {WEBHOOK} is DEGRADED (was healthy)",
+        f"Stripe destination {WEBHOOK} is DOWN (was degraded)",
+        f"Stripe destination {WEBHOOK} is HEALTHY (was down)",
+    ]
+    down = messages[1]["Message"]
+    assert "Last error: stripe_error: api_error" in down
+    assert f"https://api.example/v1/destinations/{WEBHOOK}/pings" in down
+
+
+def test_a_mute_keeps_checking_and_recording_but_sends_nothing(deployment, alerts, monkeypatch):
+    deployment.stripe.add_destination(WEBHOOK)
+    configure(monkeypatch, DESTINATION_IDS=WEBHOOK)
+    until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    muted = api_event("POST", f"/destinations/{WEBHOOK}/mute")
+    muted["body"] = json.dumps({"until": until})
+
+    assert deployment.invoke(muted)["statusCode"] == 200
+    deployment.stripe.script(WEBHOOK, [Fault("status", 500)], forever=True)
+    run(deployment, minute=0)
+    run(deployment, minute=1)
+
+    assert len(deployment.items()) == 2
+    assert alerts.messages() == []
+    [state] = json.loads(deployment.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
+    assert (state["health"], state["muted"]) == ("down", True)
+
+    assert deployment.invoke(api_event("DELETE", f"/destinations/{WEBHOOK}/mute"))["statusCode"] == 200
+    deployment.stripe.script(WEBHOOK, [])
+    run(deployment, minute=2)
+    run(deployment, minute=3)
+    assert [m["Subject"].split(" is ")[1] for m in alerts.messages()] == ["HEALTHY (was down)"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{}", "invalid_body"),
+        ('{"until": "tomorrow"}', "invalid_body"),
+        ('{"until": "2026-11-27T04:00:00"}', "invalid_body"),  # no time zone
+        ('{"until": "2020-01-01T00:00:00Z"}', "invalid_until"),
+        ('{"until": "2099-01-01T00:00:00Z"}', "invalid_until"),
+        ("not json", "invalid_body"),
+    ],
+)
+def test_an_invalid_mute_is_a_400(deployment, body, code):
+    event = api_event("POST", f"/destinations/{WEBHOOK}/mute")
+    event["body"] = body
+
+    answer = deployment.invoke(event)
+
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (400, code)
+
+
+def test_an_api_ping_updates_health_and_links_alerts_to_the_api_it_came_through(deployment, alerts):
+    deployment.stripe.script(WEBHOOK, [Fault("status", 500)], forever=True)
+    deployment.stripe.add_destination(WEBHOOK)
+    deployment.invoke(ping_event(WEBHOOK))
+    deployment.invoke(ping_event(WEBHOOK))
+
+    [degraded, down] = alerts.messages()
+    assert "DOWN" in down["Subject"]
+    event = load_event("api_ping.json")
+    domain = event["requestContext"]["domainName"]
+    assert f"https://{domain}/v1/destinations/{WEBHOOK}/pings" in down["Message"]
+    assert "DEGRADED" in degraded["Subject"]
