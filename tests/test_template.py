@@ -67,10 +67,23 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@pytest.fixture(scope="module")
-def function(resources: dict[str, Any]) -> dict[str, Any]:
-    props: dict[str, Any] = resources["PingFunction"]["Properties"]
+def effective_properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's properties with the Globals' environment merged in, as SAM does."""
+    props: dict[str, Any] = dict(template["Resources"][logical_id]["Properties"])
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = props.get("Environment", {}).get("Variables", {})
+    props["Environment"] = {"Variables": shared | own}
     return props
+
+
+@pytest.fixture(scope="module")
+def function(template: dict[str, Any]) -> dict[str, Any]:
+    return effective_properties(template, "PingFunction")
+
+
+@pytest.fixture(scope="module")
+def receipt_function(template: dict[str, Any]) -> dict[str, Any]:
+    return effective_properties(template, "ReceiptFunction")
 
 
 def events_of_type(function: dict[str, Any], event_type: str) -> dict[str, dict[str, Any]]:
@@ -197,26 +210,25 @@ def test_api_requires_iam_signatures_and_invokes_with_the_function_permission(
     assert auth["InvokeRole"] == "NONE"
 
 
-def test_every_api_route_is_on_the_iam_api_and_none_opts_out(
-    resources: dict[str, Any], function: dict[str, Any]
-) -> None:
-    routes = set()
-    for name, props in events_of_type(function, "Api").items():
-        auth = props.get("Auth", {})
-        assert props.get("RestApiId") == {"Ref": "MonitorApi"}, f"{name} is not on MonitorApi"
-        assert auth.get("Authorizer", "AWS_IAM") == "AWS_IAM", f"{name} overrides the IAM authorizer"
-        assert auth.get("InvokeRole", "NONE") == "NONE", f"{name} invokes with caller credentials"
-        routes.add((props["Method"].upper(), props["Path"]))
+def test_every_api_route_needs_iam_except_the_signed_webhook(resources: dict[str, Any]) -> None:
+    routes, public = set(), set()
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for name, props in events_of_type(resource["Properties"], "Api").items():
+            auth = props.get("Auth", {})
+            route = (props["Method"].upper(), props["Path"])
+            assert props.get("RestApiId") == {"Ref": "MonitorApi"}, (
+                f"{logical_id}.{name} is not on MonitorApi"
+            )
+            assert auth.get("InvokeRole", "NONE") == "NONE", f"{name} invokes with caller credentials"
+            if auth.get("Authorizer", "AWS_IAM") != "AWS_IAM":
+                public.add((logical_id, route))
+            routes.add(route)
+        assert not events_of_type(resource["Properties"], "HttpApi"), f"{logical_id} has an HTTP API"
 
-    assert routes == API_ROUTES
-    other_api_events = [
-        f"{logical_id}.{name}"
-        for logical_id, resource in resources.items()
-        if resource["Type"] == "AWS::Serverless::Function" and logical_id != "PingFunction"
-        for name, event in resource["Properties"].get("Events", {}).items()
-        if event["Type"] in {"Api", "HttpApi"}
-    ]
-    assert other_api_events == []
+    assert routes == API_ROUTES | {("POST", "/webhooks/stripe"), ("POST", "/receipts")}
+    assert public == {("ReceiptFunction", ("POST", "/webhooks/stripe"))}
 
 
 def test_api_stage_is_throttled_traced_regional_and_access_logged(resources: dict[str, Any]) -> None:
@@ -522,6 +534,7 @@ def test_outputs_give_the_api_url_table_function_and_queues(template: dict[str, 
 
 
 ALARMED_METRICS = {
+    ("StripeDestinationMonitor", "LostPings"),
     ("StripeDestinationMonitor", "CheckFailed"),
     ("StripeDestinationMonitor", "CheckSucceeded"),
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
@@ -569,3 +582,36 @@ def test_the_dashboard_shows_latency_outcomes_health_and_queue_depth(resources: 
     for needed in ("latency per destination", "outcomes", "Health per destination", "Dead-letter queue"):
         assert needed.lower() in titles.lower()
     assert 'MetricName=\\"PingLatency\\"' in body
+
+
+def test_each_partner_bus_gets_a_conditional_rule_for_ping_events_only(resources: dict[str, Any]) -> None:
+    rules = {k: r for k, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+
+    assert set(rules) == {"ReceiptRule1", "ReceiptRule2", "ReceiptRule3"}
+    for n, (logical_id, rule) in enumerate(sorted(rules.items()), start=1):
+        props = rule["Properties"]
+        assert rule["Condition"] == f"HasBus{n}"  # no rule when no bus is named
+        assert props["EventPattern"] == {"detail-type": ["v2.core.event_destination.ping"]}
+        [target] = props["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": ["ReceiptFunction", "Arn"]}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+        assert "DeadLetterConfig" in target
+        permission = resources[f"{logical_id}Permission"]
+        assert permission["Condition"] == f"HasBus{n}"
+        assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def test_the_receipt_function_reads_exactly_its_table_and_its_signing_secret(
+    receipt_function: dict[str, Any],
+) -> None:
+    statements = policy_statements(receipt_function)
+    dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in actions_of(s))]
+    secret_policy = next(p for p in receipt_function["Policies"] if isinstance(p, dict) and "Fn::If" in p)
+
+    assert [r for s in dynamodb for r in resources_of(s)] == [{"Fn::GetAtt": ["ResultsTable", "Arn"]}]
+    assert secret_policy["Fn::If"][0] == "HasWebhookSecret"
+    assert "*" not in json.dumps(secret_policy).replace("??????", "")
+    assert receipt_function["Environment"]["Variables"]["WEBHOOK_SECRET_ID"] == {
+        "Ref": "WebhookSigningSecretId"
+    }
+    assert receipt_function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"

@@ -14,11 +14,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, field_validator
 
 from stripe_monitor.alerts import AlertPublisher
 from stripe_monitor.check_store import CheckStore, InvalidCursorError
 from stripe_monitor.checks import Monitor, StorageError, deadline_from_remaining_ms
+from stripe_monitor.deliveries import DELIVERED, LATE, PENDING, UNMONITORED
 from stripe_monitor.destination_ids import InvalidDestinationIdError
 from stripe_monitor.observability import logger, metrics, tracer
 from stripe_monitor.ping import Outcome
@@ -26,6 +27,7 @@ from stripe_monitor.records import Trigger
 from stripe_monitor.settings import ConfigError, get_settings
 from stripe_monitor.stripe_key import get_stripe_api_key
 
+MAX_WAIT_SECONDS = 25
 HISTORY_DEFAULT_LIMIT = 20
 HISTORY_MAX_LIMIT = 100
 MAX_MUTE = timedelta(days=90)
@@ -84,6 +86,11 @@ def ping_now(destination_id: str) -> Response[str]:
     )
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         return error_response(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable ASCII")
+    raw_wait = app.current_event.get_query_string_value("wait")
+    if raw_wait is not None and not (raw_wait.isdigit() and 1 <= int(raw_wait) <= MAX_WAIT_SECONDS):
+        return error_response(
+            400, "invalid_wait", f"wait must be a number of seconds from 1 to {MAX_WAIT_SECONDS}"
+        )
     record = monitor().check_destination(
         destination_id,
         trigger=Trigger.API,
@@ -91,7 +98,25 @@ def ping_now(destination_id: str) -> Response[str]:
         idempotency_key=idempotency_key,
         api_url=_api_url(),
     )
-    return _json(_STATUS_FOR_OUTCOME.get(record.outcome, HTTPStatus.BAD_GATEWAY), record.to_dict())
+    status = _STATUS_FOR_OUTCOME.get(record.outcome, HTTPStatus.BAD_GATEWAY)
+    if raw_wait is None:
+        return _json(status, record.to_dict())
+    # Ping and wait: a gate for deploy pipelines. Never longer than Lambda has left.
+    remaining = (
+        app.lambda_context.get_remaining_time_in_millis() / 1000 - get_settings().deadline_margin_seconds
+    )
+    record = monitor().wait_for_delivery(record, seconds=max(min(int(raw_wait), remaining), 0))
+    delivered = record.delivery_status in (DELIVERED, LATE)
+    verdict = {
+        "accepted": record.outcome is Outcome.OK,
+        "delivered": delivered if record.delivery_status != UNMONITORED else None,
+        "delivery_status": record.delivery_status,
+        "ping_latency_ms": record.latency_ms,
+        "delivery_latency_ms": record.delivery_latency_ms,
+    }
+    if record.delivery_status == PENDING:
+        status = HTTPStatus.GATEWAY_TIMEOUT
+    return _json(status, record.to_dict() | {"verdict": verdict})
 
 
 @app.get("/destinations/<destination_id>/pings")
@@ -216,12 +241,29 @@ class ScheduledRun(BaseModel):
     scheduled_time: AwareDatetime
     api_url: str | None = None  # the stack's API URL, for links in alerts
 
+    @field_validator("scheduled_time")
+    @classmethod
+    def _not_ahead(cls, value: datetime) -> datetime:
+        # The scheduler sends the time it fires at. A time far ahead would outrank every real check (health
+        # never moves backwards) and can overflow the record's expiry: it is refused before any ping.
+        if value > datetime.now(UTC) + timedelta(days=1):
+            raise ValueError("scheduled_time must not be more than a day ahead")
+        return value
+
 
 class DirectInvoke(BaseModel):
     """``aws lambda invoke`` payload: ``{"destination_id": "ed_..."}``."""
 
     destination_id: str
     idempotency_key: str | None = None
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _sendable_key(cls, value: str | None) -> str | None:
+        # The same rule as the API's header: anything else cannot be sent as an HTTP header to Stripe.
+        if value and not _IDEMPOTENCY_KEY.fullmatch(value):
+            raise ValueError("idempotency_key must be 1-255 printable ASCII characters without spaces")
+        return value or None
 
 
 def run_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

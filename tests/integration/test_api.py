@@ -44,7 +44,8 @@ def test_the_record_has_every_contract_field(deployment, healthy):
         "destination_id", "pinged_at", "outcome", "trigger", "http_status", "attempts", "latency_ms",
         "event_id", "event_created", "livemode", "stripe_request_id", "idempotency_key", "error_code",
         "error_message", "expires_at", "destination_status", "disabled_reason", "destination_type",
-        "event_source_status",
+        "event_source_status", "delivery_status", "delivered_at", "delivery_channel", "delivery_latency_ms",
+        "deliveries",
     }  # fmt: skip
     assert len(record["pinged_at"]) == len("2026-11-27T04:00:00.123Z") and record["pinged_at"].endswith("Z")
 

@@ -26,8 +26,10 @@ import string
 import struct
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -138,6 +140,13 @@ class Destination:
     aws_region: str = "us-east-1"
     created: str = field(default_factory=_now)
     updated: str | None = None
+    # Delivery of ping events, as Stripe would make it: a webhook destination with a loopback ``url`` and
+    # a ``signing_secret`` gets a signed thin event POSTed to it; an EventBridge destination's envelope goes
+    # to ``StripeStandIn.on_eventbridge`` (and ``eventbridge_outbox``). "drop" loses it, "duplicate" sends
+    # it twice, after ``delivery_delay`` seconds.
+    signing_secret: str | None = None
+    delivery: Literal["deliver", "drop", "duplicate"] = "deliver"
+    delivery_delay: float = 0.0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Destination:
@@ -253,6 +262,9 @@ class StripeStandIn:
         self._in_flight = 0
         self._max_in_flight = 0
         self.errors: list[BaseException] = []  # unexpected handler exceptions, for tests to assert on
+        self.on_eventbridge: Callable[[dict[str, Any]], object] | None = None
+        self.eventbridge_outbox: list[dict[str, Any]] = []
+        self.deliveries: list[tuple[str, str, int | None]] = []  # (destination id, event id, HTTP status)
         for destination in destinations:
             self.put_destination(destination)
 
@@ -461,6 +473,9 @@ class StripeStandIn:
             self._records.clear()
             self._max_in_flight = self._in_flight
             self.errors.clear()
+            self.eventbridge_outbox.clear()
+            self.deliveries.clear()
+            self.on_eventbridge = None
 
     # -- observability ---------------------------------------------------------------------------
 
@@ -539,6 +554,80 @@ class StripeStandIn:
                 if idempotency_key is not None:
                     self._idempotency[idempotency_key] = (destination_id, event["id"])
             return event, False
+
+    def deliver_event(self, destination_id: str, event: Mapping[str, Any]) -> None:
+        """Deliver an event as Stripe would (a test's stand-in for a Workbench or dashboard ping)."""
+        destination = self._destination(destination_id)
+        if destination is None:
+            raise KeyError(destination_id)
+        self._deliver(destination, dict(event))
+
+    def _deliver(self, destination: Destination, event: dict[str, Any]) -> None:
+        if destination.delivery == "drop":
+            return
+        thin = {
+            k: event[k] for k in ("id", "object", "type", "created", "livemode", "context", "related_object")
+        }
+        if event.get("reason") is not None:
+            thin["reason"] = event["reason"]
+        copies = 2 if destination.delivery == "duplicate" else 1
+
+        def send() -> None:
+            if not self._sleep(destination.delivery_delay):
+                return
+            for _ in range(copies):
+                if destination.type == "amazon_eventbridge":
+                    self._deliver_to_eventbridge(destination, thin)
+                elif destination.url and destination.signing_secret:
+                    self._deliver_to_webhook(destination, thin)
+
+        threading.Thread(target=send, name=f"deliver-{event['id']}", daemon=True).start()
+
+    def _deliver_to_webhook(self, destination: Destination, thin: dict[str, Any]) -> None:
+        assert destination.url and destination.signing_secret
+        if urlsplit(destination.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the stand-in delivers to loopback addresses only")
+        payload = json.dumps(thin).encode()
+        timestamp = int(datetime.now(UTC).timestamp())
+        digest = hmac.new(destination.signing_secret.encode(), f"{timestamp}.".encode() + payload, "sha256")
+        request = urllib.request.Request(
+            destination.url,
+            data=payload,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": f"t={timestamp},v1={digest.hexdigest()}",
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            },
+        )
+        status: int | None
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status = int(answer.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = None
+        with self._lock:
+            self.deliveries.append((destination.id, thin["id"], status))
+
+    def _deliver_to_eventbridge(self, destination: Destination, thin: dict[str, Any]) -> None:
+        envelope = {
+            "version": "0",
+            "id": secrets.token_hex(16),
+            "detail-type": thin["type"],
+            "source": f"aws.partner/stripe.com/{destination.id}",
+            "account": destination.aws_account_id,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": destination.aws_region,
+            "resources": [],
+            "detail": thin,
+        }
+        with self._lock:
+            self.eventbridge_outbox.append(envelope)
+            self.deliveries.append((destination.id, thin["id"], None))
+        if self.on_eventbridge is not None:
+            self.on_eventbridge(envelope)
 
     def _other_destination_id(self, destination_id: str) -> str:
         with self._lock:
@@ -772,6 +861,8 @@ class _Handler(BaseHTTPRequestHandler):
             message = "This idempotency key was already used for a request to another event destination."
             raise _ReplyError(409, "idempotency_error", message)
         event, replayed = found
+        if commit and not replayed:
+            standin._deliver(destination, event)
         return 200, event, {"Idempotent-Replayed": "true"} if replayed else {}
 
     def _include_url(self, query: Sequence[tuple[str, str]]) -> bool:

@@ -4,6 +4,10 @@ Item kinds in the results table (partition ``destination_id``, sort ``pinged_at`
 - a check:        ``ed_...``                  / ISO time of the check
 - a state:        ``#state``                  / ``ed_...`` (health, recent verdicts, last check, mute)
 - a transition:   ``#transition#ed_...``      / ISO time of the change
+- a receipt:      ``#receipt#ed_...``         / event id (proof that a ping event arrived)
+A receipt finds its check by querying the destination's newest checks with a consistent read (not an
+eventually consistent index), and a check finds its receipt by key, so whichever is written second sees
+the first: a receipt that arrives before its check is stored is still matched.
 ``#`` cannot start a destination id, so the kinds never mix, and one Query lists every destination seen.
 """
 
@@ -27,6 +31,8 @@ from stripe_monitor.records import CheckRecord, iso_ms, parse_iso
 
 STATE_PARTITION = "#state"
 TRANSITION_PREFIX = "#transition#"
+RECEIPT_PREFIX = "#receipt#"
+RECENT_CHECKS_SEARCHED = 50  # a receipt is matched among the destination's newest checks
 BATCH_WRITE_SIZE = 25
 _MAX_SAME_MILLISECOND = 20
 _MAX_UNPROCESSED_ROUNDS = 8
@@ -68,11 +74,14 @@ class CheckStore:
                     TableName=self.table_name,
                     Item=_to_item(record.to_dict()),
                     ConditionExpression="attribute_not_exists(pinged_at)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
                 return record
             except ClientError as exc:
                 if _error_code(exc) != "ConditionalCheckFailedException":
                     raise
+                if exc.response.get("Item") == _to_item(record.to_dict()):
+                    return record  # an earlier attempt of this same write succeeded; its answer was lost
                 record = _one_ms_later(record)
         raise RuntimeError("too many checks of one destination in the same millisecond")
 
@@ -120,6 +129,15 @@ class CheckStore:
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
+    def get_check(self, destination_id: str, pinged_at: str) -> CheckRecord | None:
+        answer = self._client.get_item(
+            TableName=self.table_name,
+            Key={"destination_id": {"S": destination_id}, "pinged_at": {"S": pinged_at}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return CheckRecord.from_dict(_from_item(item)) if item else None
+
     def history(
         self, destination_id: str, *, limit: int, cursor: str | None = None
     ) -> tuple[list[CheckRecord], str | None]:
@@ -165,20 +183,19 @@ class CheckStore:
             ":since": state.health_since,
             ":reason": state.health_reason,
             ":recent": [str(v) for v in state.recent],
-            ":check": _without_none(state.last_check.to_dict()) if state.last_check else None,
-            ":at": state.last_check.pinged_at if state.last_check else None,
         }
+        sets = ["health = :health", "health_since = :since", "health_reason = :reason", "recent = :recent"]
+        if state.last_check is not None:
+            values |= {":check": _without_none(state.last_check.to_dict()), ":at": state.last_check.pinged_at}
+            sets += ["last_check = :check", "last_checked_at = :at"]
+        if state.removed_at is not None:
+            values[":removed"] = state.removed_at
+            sets.append("removed_at = :removed")
+        update = "SET " + ", ".join(sets) + ("" if state.removed_at else " REMOVE removed_at")
         condition = "attribute_not_exists(last_checked_at)"
         if previous_check_at is not None:
             values[":previous"] = previous_check_at
             condition = "last_checked_at = :previous"
-        update = "SET health = :health, health_since = :since, health_reason = :reason, recent = :recent, "
-        update += "last_check = :check, last_checked_at = :at"
-        if state.removed_at is None:
-            update += " REMOVE removed_at"
-        else:
-            values[":removed"] = state.removed_at
-            update = update.replace("SET ", "SET removed_at = :removed, ")
         try:
             self._client.update_item(
                 TableName=self.table_name,
@@ -207,6 +224,119 @@ class CheckStore:
                 ExpressionAttributeValues={":until": {"S": until}},
             )
         return self.get_state(destination_id)
+
+    def note_receipt(self, destination_id: str, channel: str, at: str) -> None:
+        self._client.update_item(
+            TableName=self.table_name,
+            Key={"destination_id": {"S": STATE_PARTITION}, "pinged_at": {"S": destination_id}},
+            UpdateExpression="SET receipt_channel = :channel, last_receipt_at = :at",
+            ExpressionAttributeValues={":channel": {"S": channel}, ":at": {"S": at}},
+        )
+
+    # -- receipts and deliveries ----------------------------------------------------------------------
+
+    def record_receipt(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        """Store one arrival of an event; repeats only count. Returns the receipt as stored: the first
+        arrival's time and channel, and the number of arrivals so far."""
+        first = {
+            k: v for k, v in receipt.items() if k not in ("destination_id", "event_id") and v is not None
+        }
+        sets = ", ".join(f"{name} = if_not_exists({name}, :{name})" for name in first)
+        answer = self._client.update_item(
+            TableName=self.table_name,
+            Key=self._receipt_key(receipt["destination_id"], receipt["event_id"]),
+            UpdateExpression=f"SET {sets} ADD deliveries :one",
+            ExpressionAttributeValues={f":{k}": _SERIALIZER.serialize(v) for k, v in first.items()}
+            | {":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        )
+        return _receipt_from_item(_from_item(answer["Attributes"]))
+
+    def receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Receipts by (destination_id, event_id), for checks just written."""
+        wanted = [self._receipt_key(d, e) for d, e in keys]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {
+                self.table_name: {"Keys": wanted[start : start + 100], "ConsistentRead": True}
+            }
+            while request:
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    receipt = _receipt_from_item(_from_item(item))
+                    found[(receipt["destination_id"], receipt["event_id"])] = receipt
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def mark_receipt_matched(self, destination_id: str, event_id: str, pinged_at: str) -> None:
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=self._receipt_key(destination_id, event_id),
+            UpdateExpression="SET matched_check = :at REMOVE unsolicited",
+            ExpressionAttributeValues={":at": {"S": pinged_at}},
+        )
+
+    def find_check_by_event(self, destination_id: str, event_id: str) -> CheckRecord | None:
+        answer = self._client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="destination_id = :d",
+            FilterExpression="event_id = :e",
+            ExpressionAttributeValues={":d": {"S": destination_id}, ":e": {"S": event_id}},
+            ScanIndexForward=False,
+            Limit=RECENT_CHECKS_SEARCHED,
+            ConsistentRead=True,
+        )
+        items = answer.get("Items", [])
+        return CheckRecord.from_dict(_from_item(items[0])) if items else None
+
+    def mark_delivered(self, check: CheckRecord, delivery: dict[str, Any]) -> str | None:
+        """Set the check's delivery fields (idempotent: always from the first arrival); returns the
+        delivery status it had before."""
+        answer = self._client.update_item(
+            TableName=self.table_name,
+            Key={"destination_id": {"S": check.destination_id}, "pinged_at": {"S": check.pinged_at}},
+            UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in delivery),
+            ConditionExpression="attribute_exists(pinged_at)",
+            ExpressionAttributeValues={f":{k}": _SERIALIZER.serialize(v) for k, v in delivery.items()},
+            ReturnValues="UPDATED_OLD",
+        )
+        old = answer.get("Attributes", {}).get("delivery_status")
+        return str(old["S"]) if old else None
+
+    def pending_checks(self, destination_id: str, *, not_before: str, before: str) -> list[CheckRecord]:
+        """The destination's checks between the two times that still wait for their receipt."""
+        answer = self._client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="destination_id = :d AND pinged_at BETWEEN :from AND :to",
+            FilterExpression="delivery_status = :pending",
+            ExpressionAttributeValues={
+                ":d": {"S": destination_id},
+                ":from": {"S": not_before},
+                ":to": {"S": before},
+                ":pending": {"S": "pending"},
+            },
+            ConsistentRead=True,
+        )
+        return [CheckRecord.from_dict(_from_item(item)) for item in answer.get("Items", [])]
+
+    def mark_lost(self, check: CheckRecord) -> bool:
+        """pending -> lost; False when a receipt came first."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={"destination_id": {"S": check.destination_id}, "pinged_at": {"S": check.pinged_at}},
+                UpdateExpression="SET delivery_status = :lost",
+                ConditionExpression="delivery_status = :pending",
+                ExpressionAttributeValues={":lost": {"S": "lost"}, ":pending": {"S": "pending"}},
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _receipt_key(self, destination_id: str, event_id: str) -> dict[str, Any]:
+        return {"destination_id": {"S": RECEIPT_PREFIX + destination_id}, "pinged_at": {"S": event_id}}
 
     # -- transitions ----------------------------------------------------------------------------------
 
@@ -286,7 +416,18 @@ def _state_from_item(item: dict[str, Any]) -> DestinationState:
         last_check=CheckRecord.from_dict(check) if check else None,
         muted_until=item.get("muted_until"),
         removed_at=item.get("removed_at"),
+        receipt_channel=item.get("receipt_channel"),
+        last_receipt_at=item.get("last_receipt_at"),
     )
+
+
+def _receipt_from_item(item: dict[str, Any]) -> dict[str, Any]:
+    receipt = dict(item)
+    receipt["destination_id"] = item["destination_id"].removeprefix(RECEIPT_PREFIX)
+    receipt["event_id"] = item["pinged_at"]
+    receipt.pop("pinged_at")
+    receipt["deliveries"] = int(item.get("deliveries", 0))
+    return receipt
 
 
 def _one_ms_later(record: CheckRecord) -> CheckRecord:

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from stripe_monitor.alerts import AlertPublisher
 from stripe_monitor.check_store import CheckStore, UnprocessedItemsError
+from stripe_monitor.deliveries import PENDING, UNMONITORED, Deliveries
 from stripe_monitor.destination_ids import validate_destination_id
 from stripe_monitor.destination_state import REMOVED, DestinationState, Transition
-from stripe_monitor.health import Health
+from stripe_monitor.health import Health, Verdict
 from stripe_monitor.observability import logger, metrics
 from stripe_monitor.ping import Outcome, PingResult, clean_message, ping_destination
 from stripe_monitor.rate_limit import RateLimiter
@@ -54,6 +55,7 @@ class ScheduleSummary:
     errors: dict[str, str] = field(default_factory=dict)  # a check that raised (a bug): id -> error
     not_stored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # checks whose ping never arrived: "ed_...@time"
     transitions: list[Transition] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
 
@@ -76,6 +78,7 @@ class Monitor:
         self.store = store
         self._get_api_key = get_api_key
         self.alerts = alerts or AlertPublisher(None)
+        self.deliveries = Deliveries(settings, store, self.observe_delivery)
 
     # -- one destination, now (API or direct invoke) -------------------------------------------------
 
@@ -92,17 +95,29 @@ class Monitor:
         is sent or stored) and ``StorageError`` when the record cannot be written."""
         validate_destination_id(destination_id)
         key = idempotency_key or f"monitor-{uuid.uuid4()}"
+        state = self.store.get_state(destination_id)
         pinged_at = utc_now()
         result = self._ping_with_fresh_key_on_401(destination_id, key, deadline)
-        record = self._record(result, Trigger(trigger), pinged_at)
+        record = self._record(result, Trigger(trigger), pinged_at, state=state)
         try:
             stored = self.store.put_check(record)
         except Exception:
             # Nothing is lost: the full record goes to the log before the error is raised.
             logger.exception("check not stored", check=record.to_dict())
             raise StorageError(record) from None
-        self._after_checks([stored], {}, api_url)
+        self._after_checks([stored], {destination_id: state}, api_url)
+        self.deliveries.claim([stored])
         return stored
+
+    def wait_for_delivery(
+        self, record: CheckRecord, *, seconds: float, poll_seconds: float = 0.2
+    ) -> CheckRecord:
+        """Poll the check until a receipt marks it delivered (or late), for at most ``seconds``."""
+        give_up = time.monotonic() + seconds
+        while record.delivery_status == PENDING and time.monotonic() < give_up:
+            time.sleep(min(poll_seconds, max(give_up - time.monotonic(), 0)))
+            record = self.store.get_check(record.destination_id, record.pinged_at) or record
+        return record
 
     def _ping_with_fresh_key_on_401(self, destination_id: str, key: str, deadline: float) -> PingResult:
         try:
@@ -175,12 +190,17 @@ class Monitor:
             }
         else:
             client = self._client(api_key, limiter)
-            outcomes = self._check_concurrently(todo, client, listed or {}, scheduled_time, deadline)
+            outcomes = self._check_concurrently(todo, client, listed or {}, states, scheduled_time, deadline)
 
         records = [r for r in outcomes.values() if isinstance(r, CheckRecord)]
         not_stored = self._store_scheduled(records)
         stored = [r for r in records if r.destination_id not in not_stored]
         transitions = self._after_checks(stored, states, api_url)
+        self.deliveries.claim(stored)
+        monitored = self.settings.monitored_destination_ids | {
+            d for d, s in states.items() if s.receipt_channel
+        }
+        lost = self.deliveries.sweep(sorted(monitored), utc_now())
         if listed is not None and not configured:
             removals = self._report_removed(states, listed, when, api_url)
             transitions += removals
@@ -197,6 +217,7 @@ class Monitor:
             errors={d: r for d, r in outcomes.items() if isinstance(r, str) and r != "not_started"},
             not_stored=sorted(not_stored),
             removed=[t.destination_id for t in transitions if t.to_health == REMOVED],
+            lost=[f"{r.destination_id}@{r.pinged_at}" for r in lost],
             transitions=transitions,
             checks=stored,
         )
@@ -234,6 +255,7 @@ class Monitor:
         destination_ids: list[str],
         client: StripeClient,
         listed: dict[str, EventDestination],
+        states: dict[str, DestinationState],
         scheduled_time: datetime,
         deadline: float,
     ) -> dict[str, CheckRecord | str]:
@@ -250,7 +272,8 @@ class Monitor:
                     result = PingResult(destination_id, Outcome.DISABLED, key, attempts=0, latency_ms=0)
                 else:
                     result = ping_destination(client, destination_id, idempotency_key=key, deadline=deadline)
-                return self._record(result, Trigger.SCHEDULE, scheduled_time, destination)
+                state = states.get(destination_id)
+                return self._record(result, Trigger.SCHEDULE, scheduled_time, destination, state)
             except Exception as exc:  # one destination's bug must not stop the others
                 logger.exception("check failed unexpectedly", destination_id=destination_id)
                 return clean_message(f"{type(exc).__name__}: {exc}")
@@ -350,14 +373,34 @@ class Monitor:
         trigger: Trigger,
         pinged_at: datetime,
         destination: EventDestination | None = None,
+        state: DestinationState | None = None,
     ) -> CheckRecord:
-        return CheckRecord.from_ping(
+        record = CheckRecord.from_ping(
             result,
             trigger=trigger,
             pinged_at=pinged_at,
             retention_days=self.settings.result_retention_days,
             destination=destination,
         )
+        if record.outcome is not Outcome.OK:
+            return record  # nothing was sent, so nothing can arrive
+        channel = state.receipt_channel if state else None
+        monitored = self.deliveries.is_monitored(record.destination_id, channel)
+        return replace(record, delivery_status=PENDING if monitored else UNMONITORED)
+
+    def observe_delivery(self, destination_id: str, verdict: Verdict, reason: str, at: str) -> None:
+        """Count a delivery verdict (lost: failed, late: soft) into the destination's health."""
+        for _ in range(_STATE_WRITE_TRIES):
+            current = self.store.get_state(destination_id)
+            previous_at = current.last_check.pinged_at if current.last_check else None
+            last_error = reason if verdict is Verdict.FAIL else None
+            new_state, transition = current.observe(
+                verdict, reason, at=at, last_error=last_error, now=utc_now()
+            )
+            if self.store.save_state(new_state, previous_check_at=previous_at):
+                if transition:
+                    self._publish(transition, new_state, None)
+                return
 
     # -- reading --------------------------------------------------------------------------------------
 

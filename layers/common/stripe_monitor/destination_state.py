@@ -36,6 +36,8 @@ class DestinationState:
     last_check: CheckRecord | None = None
     muted_until: str | None = None
     removed_at: str | None = None
+    receipt_channel: str | None = None  # how receipts of this destination arrive, once one has
+    last_receipt_at: str | None = None
 
     def is_muted(self, now: datetime) -> bool:
         return self.muted_until is not None and parse_iso(self.muted_until) > now
@@ -45,29 +47,36 @@ class DestinationState:
     ) -> tuple["DestinationState", Transition | None]:
         """The state after ``record``, and the transition it caused (None when health did not change)."""
         verdict, reason = judge(record, slow_ping_ms=slow_ping_ms)
+        # A destination that is checked is not removed.
+        moved = replace(self, last_check=record, removed_at=None)
+        return moved.observe(verdict, reason, at=record.pinged_at, last_error=_error_of(record), now=now)
+
+    def observe(
+        self, verdict: Verdict, reason: str, *, at: str, last_error: str | None, now: datetime
+    ) -> tuple["DestinationState", Transition | None]:
+        """Count one more verdict: a check's, or a delivery's (a lost ping fails, a late one is soft)."""
         recent = (verdict, *self.recent)[:RECENT_VERDICTS_KEPT]
         health = next_health(self.health, recent)
         changed = health is not self.health
         new_state = replace(
             self,
             health=health,
-            health_since=record.pinged_at if changed else self.health_since,
+            health_since=at if changed else self.health_since,
             health_reason=reason if changed else self.health_reason,
             recent=recent,
-            last_check=record,
-            removed_at=None,  # a destination that is checked is not removed
         )
         if not changed:
             return new_state, None
-        return new_state, Transition(
+        transition = Transition(
             destination_id=self.destination_id,
-            at=record.pinged_at,
+            at=at,
             from_health=self.health,
             to_health=health,
             reason=reason,
-            last_error=_error_of(record),
+            last_error=last_error,
             muted=self.is_muted(now),
         )
+        return new_state, transition
 
     def removal(self, at: str, now: datetime) -> tuple["DestinationState", Transition]:
         return replace(self, removed_at=at), Transition(
@@ -89,6 +98,8 @@ class DestinationState:
             "muted": self.is_muted(now),
             "muted_until": self.muted_until,
             "removed_at": self.removed_at,
+            "receipt_channel": self.receipt_channel,
+            "last_receipt_at": self.last_receipt_at,
             "last_check": self.last_check.to_dict() if self.last_check else None,
         }
 

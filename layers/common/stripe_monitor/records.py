@@ -37,6 +37,12 @@ class CheckRecord:
     disabled_reason: str | None = None
     destination_type: str | None = None
     event_source_status: str | None = None
+    # Delivery of the ping event to the destination, as proven by a receipt (see deliveries.py).
+    delivery_status: str | None = None  # pending, delivered, late, lost, unmonitored (None: nothing sent)
+    delivered_at: str | None = None
+    delivery_channel: str | None = None
+    delivery_latency_ms: int | None = None
+    deliveries: int | None = None
 
     @classmethod
     def from_ping(
@@ -65,7 +71,14 @@ class CheckRecord:
         values: dict[str, Any] = {f.name: item.get(f.name) for f in fields(cls)}
         values["outcome"] = Outcome(values["outcome"])
         values["trigger"] = Trigger(values["trigger"])
-        for name in ("http_status", "attempts", "latency_ms", "expires_at"):
+        for name in (
+            "http_status",
+            "attempts",
+            "latency_ms",
+            "expires_at",
+            "delivery_latency_ms",
+            "deliveries",
+        ):
             if values[name] is not None:
                 values[name] = int(values[name])
         return cls(**values)

@@ -37,15 +37,22 @@ class Settings(BaseModel):
     slow_ping_ms: Annotated[int, Field(ge=100, le=60_000)] = 5_000
     stripe_list_page_size: Annotated[int, Field(ge=1, le=100)] = 100
     alert_topic_arn: str | None = None
+    # Delivery receipts: which destinations report them, the SLA and when a ping counts as lost.
+    receipt_destination_ids: tuple[str, ...] = ()
+    receipt_event_bus_names: tuple[str, ...] = ()
+    webhook_secret_id: str | None = None
+    webhook_tolerance_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
+    delivery_sla_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    lost_after_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
 
-    @field_validator("destination_ids", mode="before")
+    @field_validator("destination_ids", "receipt_destination_ids", "receipt_event_bus_names", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("destination_ids")
+    @field_validator("destination_ids", "receipt_destination_ids")
     @classmethod
     def _validate_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(validate_destination_id(item) for item in value))
@@ -56,6 +63,13 @@ class Settings(BaseModel):
         if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise ValueError("must be an https:// URL (plain http only for a local stand-in)")
         return value.rstrip("/")
+
+    @property
+    def monitored_destination_ids(self) -> frozenset[str]:
+        """Destinations whose pings are expected to produce a receipt (an EventBridge partner bus is named
+        after its destination: aws.partner/stripe.com/ed_...)."""
+        from_buses = (name.rsplit("/", 1)[-1] for name in self.receipt_event_bus_names)
+        return frozenset(self.receipt_destination_ids) | {b for b in from_buses if b.startswith("ed_")}
 
     @property
     def stripe_client_config(self) -> StripeClientConfig:

@@ -1,0 +1,377 @@
+"""Closing the loop end to end: ping -> delivery (signed webhook, EventBridge, the user's application)
+-> receipt -> record updated; late and lost; duplicates; unsolicited receipts; signature failures; wait.
+
+Real parts only: the Stripe stand-in delivers over HTTP to a local API Gateway stand-in (SigV4 checked)
+in front of the real ReceiptFunction handler, with moto's server behind both functions.
+"""
+
+import importlib.util
+import json
+import time
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import urllib3
+
+from stripe_monitor.webhook_signature import sign
+from tests.conftest import ROOT, Deployment, FakeLambdaContext, reset_caches
+from tests.integration.api_events import api_event, ping_event
+from tests.local.api_gateway import LocalApiGateway, Route
+
+WEBHOOK_SECRET = "whsec_FAKEsigningSecretForMonitorTests01"
+OLD_WEBHOOK_SECRET = "whsec_FAKEpreviousSigningSecretForTests1"
+PROBE = "ed_test_61ProbeWebhook000000001"
+BRIDGE = "ed_test_61ReceiptBridge00000001"
+APPLICATION = "ed_test_61ReceiptApplication001"
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RECEIPT_APP = load_module("receipt_app", ROOT / "functions/receipt/app.py")
+SNIPPET = load_module("report_receipt_snippet", ROOT / "docs/snippets/report_receipt.py")
+
+
+def items_of(deployment: Deployment, destination_id: str) -> list[dict[str, Any]]:
+    return [i for i in deployment.items() if i["destination_id"]["S"] == destination_id]
+
+
+def check_of(deployment: Deployment, destination_id: str, *, until: str | None = None) -> dict[str, Any]:
+    """The destination's newest check; with ``until``, waits (bounded) for that delivery status."""
+    import app
+
+    for _ in range(100):
+        records, _ = app.monitor().store.history(destination_id, limit=1)
+        record = records[0].to_dict()
+        if until is None or record["delivery_status"] == until:
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"{destination_id}: delivery status stayed {record['delivery_status']}, not {until}")
+
+
+@pytest.fixture
+def receipts(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalApiGateway]:
+    """The stack's receipt channels wired up: signing secrets in Secrets Manager, the API on 127.0.0.1,
+    a probe webhook destination pointed at it, an EventBridge destination whose bus feeds the function."""
+    import app
+
+    deployment.aws.put_secret(
+        f"{deployment.secret_id}/webhook", json.dumps({"signing_secrets": [WEBHOOK_SECRET]})
+    )
+    monkeypatch.setenv("WEBHOOK_SECRET_ID", f"{deployment.secret_id}/webhook")
+    monkeypatch.setenv("RECEIPT_DESTINATION_IDS", f"{PROBE},{APPLICATION}")
+    monkeypatch.setenv("RECEIPT_EVENT_BUS_NAMES", f"aws.partner/stripe.com/{BRIDGE}")
+    reset_caches()
+    RECEIPT_APP.monitor.cache_clear()
+    routes = [
+        Route("POST", "/destinations/{destination_id}/ping", app.lambda_handler),
+        Route("POST", "/webhooks/stripe", RECEIPT_APP.lambda_handler, iam=False),
+        Route("POST", "/receipts", RECEIPT_APP.lambda_handler),
+    ]
+    with LocalApiGateway(routes) as gateway:
+        deployment.stripe.add_destination(
+            PROBE, url=f"{gateway.url}/webhooks/stripe", signing_secret=WEBHOOK_SECRET
+        )
+        deployment.stripe.add_destination(BRIDGE, type="amazon_eventbridge")
+        deployment.stripe.add_destination(APPLICATION)
+        deployment.stripe.on_eventbridge = lambda envelope: RECEIPT_APP.lambda_handler(
+            envelope, FakeLambdaContext()
+        )
+        yield gateway
+    RECEIPT_APP.monitor.cache_clear()
+
+
+def post_webhook(gateway: LocalApiGateway, body: bytes, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    return urllib3.request(
+        "POST", f"{gateway.url}/webhooks/stripe", body=body, headers=headers, retries=False
+    )
+
+
+def signed(
+    payload: dict[str, Any], secret: str = WEBHOOK_SECRET, at: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    return body, {"Stripe-Signature": sign(body, secret, int(at if at is not None else time.time()))}
+
+
+def thin_ping(destination_id: str, event_id: str = "evt_test_ThinPing000000001") -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "object": "v2.core.event",
+        "type": "v2.core.event_destination.ping",
+        "created": "2026-11-27T04:00:00.000Z",
+        "livemode": False,
+        "context": None,
+        "related_object": {
+            "id": destination_id,
+            "type": "v2.core.event_destination",
+            "url": f"/v2/x/{destination_id}",
+        },
+    }
+
+
+def test_a_ping_delivered_to_the_probe_webhook_is_recorded_as_delivered(deployment, receipts):
+    record = json.loads(deployment.invoke(ping_event(PROBE))["body"])
+
+    assert record["delivery_status"] == "pending"
+    delivered = check_of(deployment, PROBE, until="delivered")
+    assert delivered["delivery_channel"] == "webhook"
+    assert delivered["deliveries"] == 1
+    assert 0 <= delivered["delivery_latency_ms"] < 120_000
+    assert delivered["delivered_at"] >= delivered["event_created"]
+
+
+def test_a_ping_delivered_through_eventbridge_is_recorded(deployment, receipts):
+    deployment.invoke(ping_event(BRIDGE))
+
+    delivered = check_of(deployment, BRIDGE, until="delivered")
+
+    assert delivered["delivery_channel"] == "eventbridge"
+
+
+def test_the_documented_snippet_reports_an_application_receipt_with_sigv4(deployment, receipts, monkeypatch):
+    record = json.loads(deployment.invoke(ping_event(APPLICATION))["body"])
+    event = deployment.stripe.event(record["event_id"])
+    assert event is not None
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+    answer = SNIPPET.report_ping_receipt(event, api_url=receipts.url, region="us-east-1")
+
+    assert answer["status"] == "matched"
+    delivered = check_of(deployment, APPLICATION)
+    assert (delivered["delivery_status"], delivered["delivery_channel"]) == ("delivered", "application")
+
+
+def test_receipts_need_iam_a_bad_signature_is_refused(deployment, receipts, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-right-secret")
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        SNIPPET.report_ping_receipt(thin_ping(APPLICATION), api_url=receipts.url, region="us-east-1")
+    assert refused.value.code == 403
+    unsigned = urllib3.request("POST", f"{receipts.url}/receipts", body=b"{}", retries=False)
+    assert unsigned.status == 403
+
+
+def test_duplicate_deliveries_count_but_do_not_move_delivered_at(deployment, receipts):
+    deployment.stripe.put_destination(
+        {
+            "id": PROBE,
+            "url": f"{receipts.url}/webhooks/stripe",
+            "signing_secret": WEBHOOK_SECRET,
+            "delivery": "duplicate",
+        }
+    )
+    deployment.invoke(ping_event(PROBE))
+    first = check_of(deployment, PROBE, until="delivered")
+
+    for _ in range(100):
+        if len(deployment.stripe.deliveries) == 2:
+            break
+        time.sleep(0.05)
+    again = check_of(deployment, PROBE)
+
+    assert [status for _, _, status in deployment.stripe.deliveries] == [200, 200]
+    assert again["deliveries"] == 2
+    assert again["delivered_at"] == first["delivered_at"]
+
+
+def test_a_receipt_that_arrives_before_its_scheduled_check_is_stored_is_still_matched(
+    deployment, receipts, monkeypatch
+):
+    slow = "ed_test_61SlowOtherDestination1"
+    deployment.stripe.add_destination(slow)
+    deployment.stripe.set_latency(slow, 0.5)  # the run writes its records after this one answers
+    monkeypatch.setenv("DESTINATION_IDS", f"{PROBE},{slow}")
+    reset_caches()
+
+    deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+
+    assert deployment.stripe.deliveries and deployment.stripe.deliveries[0][2] == 200  # arrived mid-run
+    delivered = check_of(deployment, PROBE, until="delivered")
+    assert delivered["trigger"] == "schedule"
+
+
+def test_a_delivery_after_the_sla_is_late_and_degrades_health(deployment, receipts, monkeypatch):
+    monkeypatch.setenv("DELIVERY_SLA_SECONDS", "1")
+    reset_caches()
+    RECEIPT_APP.monitor.cache_clear()
+    deployment.stripe.put_destination(
+        {
+            "id": PROBE,
+            "url": f"{receipts.url}/webhooks/stripe",
+            "signing_secret": WEBHOOK_SECRET,
+            "delivery_delay": 1.3,
+        }
+    )
+
+    deployment.invoke(ping_event(PROBE))
+
+    late = check_of(deployment, PROBE, until="late")
+    assert late["delivery_latency_ms"] > 1000
+    [state] = [
+        d for d in json.loads(deployment.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
+    ]
+    assert state["health"] == "degraded"
+    assert "delivered late" in state["health_reason"]
+
+
+def test_a_ping_never_delivered_is_lost_at_the_sweep_and_counts_as_a_failure(
+    deployment, receipts, monkeypatch
+):
+    monkeypatch.setenv("LOST_AFTER_SECONDS", "1")
+    monkeypatch.setenv("DESTINATION_IDS", PROBE)
+    reset_caches()
+    deployment.stripe.put_destination({"id": PROBE, "delivery": "drop"})
+    deployment.invoke(ping_event(PROBE))
+    deployment.invoke(ping_event(PROBE))
+    time.sleep(1.1)  # let lost_after pass; the assertions are on records, not on time
+
+    summary = deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+
+    assert len(summary["lost"]) == 2  # the two API pings; the run's own ping is still pending
+    statuses = sorted(i["delivery_status"]["S"] for i in items_of(deployment, PROBE))
+    assert statuses == ["lost", "lost", "pending"]
+    [state] = json.loads(deployment.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
+    assert state["health"] == "down"
+    assert "not delivered within 1 s" in state["health_reason"]
+
+
+def test_a_destination_without_a_receipt_channel_stays_unmonitored_not_lost(
+    deployment, receipts, monkeypatch
+):
+    plain = "ed_test_61PlainNoReceipts00001"
+    deployment.stripe.add_destination(plain)
+    monkeypatch.setenv("LOST_AFTER_SECONDS", "1")
+    monkeypatch.setenv("DESTINATION_IDS", plain)
+    reset_caches()
+    deployment.invoke(ping_event(plain))
+    time.sleep(1.1)
+
+    summary = deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+
+    assert summary["lost"] == []
+    assert {i["delivery_status"]["S"] for i in items_of(deployment, plain)} == {"unmonitored"}
+
+
+def test_a_receipt_for_an_event_this_stack_did_not_send_is_unsolicited_but_proves_the_path(
+    deployment, receipts
+):
+    other = "ed_test_61DashboardPinged00001"
+    deployment.stripe.add_destination(
+        other, url=f"{receipts.url}/webhooks/stripe", signing_secret=WEBHOOK_SECRET
+    )
+
+    deployment.stripe.deliver_event(other, thin_ping(other, "evt_test_FromTheDashboard0001"))
+
+    for _ in range(100):
+        receipt = [i for i in deployment.aws.client("dynamodb").scan(TableName=deployment.table_name)["Items"]
+                   if i["destination_id"]["S"] == f"#receipt#{other}"]  # fmt: skip
+        if receipt:
+            break
+        time.sleep(0.05)
+    assert receipt[0]["unsolicited"] == {"BOOL": True}
+    assert items_of(deployment, other) == []  # no check was invented
+    states = json.loads(deployment.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
+    [state] = [s for s in states if s["destination_id"] == other]
+    assert state["receipt_channel"] == "webhook"
+
+
+@pytest.mark.parametrize(
+    ("make_request", "reason"),
+    [
+        (lambda: signed(thin_ping(PROBE), secret="whsec_SomebodyElsesSecret000000000"), "no valid signature"),
+        (lambda: (b'{"tampered": true}', signed(thin_ping(PROBE))[1]), "no valid signature"),
+        (lambda: signed(thin_ping(PROBE), at=int(time.time()) - 301), "too old"),
+        (lambda: signed(thin_ping(PROBE), at=int(time.time()) + 301), "in the future"),
+        (lambda: (json.dumps(thin_ping(PROBE)).encode(), {}), "missing Stripe-Signature"),
+        (lambda: (json.dumps(thin_ping(PROBE)).encode(), {"Stripe-Signature": "v1=abc"}), "malformed"),
+        (lambda: (json.dumps(thin_ping(PROBE)).encode(), {"Stripe-Signature": "t=1,v0=abc"}), "malformed"),
+        (lambda: signed({"x": "y" * 70_000}), "larger than"),
+    ],
+)
+def test_every_signature_failure_is_a_400_with_a_reason_and_nothing_is_recorded(
+    deployment, receipts, make_request, reason
+):
+    body, headers = make_request()
+
+    answer = post_webhook(receipts, body, headers)
+
+    assert answer.status == 400
+    assert reason in answer.json()["error"]["message"]
+    assert not [i for i in deployment.aws.client("dynamodb").scan(TableName=deployment.table_name)["Items"]
+                if i["destination_id"]["S"].startswith("#receipt#")]  # fmt: skip
+
+
+def test_a_signed_body_that_is_not_json_is_a_400(deployment, receipts):
+    body = b"definitely not json"
+    answer = post_webhook(receipts, body, {"Stripe-Signature": sign(body, WEBHOOK_SECRET, int(time.time()))})
+
+    assert (answer.status, answer.json()["error"]["code"]) == (400, "invalid_body")
+
+
+def test_a_verified_event_of_another_type_is_a_200_and_ignored(deployment, receipts):
+    body, headers = signed(thin_ping(PROBE) | {"type": "v1.billing.meter.error_report_triggered"})
+
+    answer = post_webhook(receipts, body, headers)
+
+    assert (answer.status, answer.json()["status"]) == (200, "ignored")
+
+
+def test_signing_secrets_can_be_rotated(deployment, receipts):
+    secret_id = f"{deployment.secret_id}/webhook"
+    deployment.aws.put_secret(secret_id, f"{WEBHOOK_SECRET}, {OLD_WEBHOOK_SECRET}")
+    RECEIPT_APP.monitor.cache_clear()
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    body, headers = signed(thin_ping(PROBE, "evt_test_SignedWithOldSecret01"), secret=OLD_WEBHOOK_SECRET)
+    assert post_webhook(receipts, body, headers).status == 200  # either current secret verifies
+
+    new_secret = "whsec_FAKEbrandNewSigningSecret000001"
+    deployment.aws.put_secret(secret_id, new_secret)  # rotated while the old list is cached
+    body, headers = signed(thin_ping(PROBE, "evt_test_SignedWithNewSecret01"), secret=new_secret)
+    assert post_webhook(receipts, body, headers).status == 200  # re-read once after a mismatch
+
+
+def test_ping_and_wait_answers_the_end_to_end_verdict(deployment, receipts):
+    event = api_event("POST", f"/destinations/{PROBE}/ping", query={"wait": "5"})
+
+    answer = deployment.invoke(event)
+
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 200
+    assert body["verdict"]["accepted"] is True
+    assert body["verdict"]["delivered"] is True
+    assert body["verdict"]["delivery_status"] == "delivered"
+    assert body["verdict"]["delivery_latency_ms"] is not None
+
+
+def test_ping_and_wait_times_out_with_a_504_when_nothing_arrives(deployment, receipts):
+    deployment.stripe.put_destination({"id": PROBE, "delivery": "drop"})
+    event = api_event("POST", f"/destinations/{PROBE}/ping", query={"wait": "1"})
+
+    answer = deployment.invoke(event)
+
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 504
+    assert (body["verdict"]["accepted"], body["verdict"]["delivered"]) == (True, False)
+    assert body["delivery_status"] == "pending"
+
+
+@pytest.mark.parametrize("wait", ["0", "26", "x", "-1"])
+def test_an_out_of_range_wait_is_a_400_and_nothing_is_sent(deployment, receipts, wait):
+    answer = deployment.invoke(api_event("POST", f"/destinations/{PROBE}/ping", query={"wait": wait}))
+
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (400, "invalid_wait")
+    assert deployment.stripe.ping_count(PROBE) == 0
