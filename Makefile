@@ -44,5 +44,9 @@ typecheck: $(VENV)/.installed
 build: $(TOOLS)/.installed
 	PATH="$(dir $(PYTHON313)):$$PATH" $(TOOLS)/bin/sam build --parameter-overrides Architecture=x86_64
 
+## sam local invoke/start-api in Docker (private dockerd, Debian stand-in image; docs/sam-local.md).
+sam-local: $(VENV)/.installed $(TOOLS)/.installed
+	$(PY) -m pytest tests/sam_local -ra
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -7,15 +7,24 @@ the latest-check view.
 
 With ``STRIPE_API_KEY=sk_test_...`` and ``DESTINATION_IDS=ed_test_...`` it pings the real Stripe instead
 (DynamoDB and Secrets Manager stay local).
+
+With ``--serve`` it only starts the stand-ins, on the ports ``events/env.local.json`` names, with the
+table and the secret created, and serves until interrupted: for ``sam local invoke`` / ``start-api``.
 """
 
 import contextlib
 import io
 import json
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.local.aws_standin import AwsStandIn
+    from tests.local.stripe_standin import StripeStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -62,7 +71,36 @@ def _call(handler: Any, event: dict[str, Any]) -> Any:
         raise
 
 
+@contextlib.contextmanager
+def env_file_standins() -> Iterator[tuple["AwsStandIn", "StripeStandIn"]]:
+    """moto and the Stripe stand-in on the ports ``events/env.local.json`` names, table and secret made."""
+    from tests.local.aws_standin import AwsStandIn
+    from tests.local.stripe_standin import StripeStandIn
+
+    local_env = json.loads((EVENTS / "env.local.json").read_text())["PingFunction"]
+    aws = AwsStandIn(port=int(local_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]))
+    stripe = StripeStandIn(api_key=DEMO_KEY, port=int(local_env["STRIPE_API_BASE"].rsplit(":", 1)[1]))
+    stripe.load_config(ROOT / "tests/local/demo_destinations.json")
+    with aws, stripe:
+        aws.create_results_table(local_env["TABLE_NAME"])
+        aws.put_secret(local_env["STRIPE_SECRET_ID"], DEMO_KEY)
+        yield aws, stripe
+
+
+def serve() -> int:
+    """Stand-ins for ``sam local ... --env-vars events/env.local.json``, until Ctrl-C."""
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    with env_file_standins() as (aws, stripe):
+        print(f"moto (DynamoDB, Secrets Manager) at {aws.endpoint_url}, Stripe stand-in at {stripe.url}")
+        print("table and secret created; Ctrl-C to stop", flush=True)
+        signal.sigwait(stop_signals)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
     real_key = os.environ.get("STRIPE_API_KEY", "")
     real_ids = os.environ.get("DESTINATION_IDS", "")
     if real_key and not real_ids:
@@ -131,11 +169,13 @@ def main() -> int:
             print(f"  {item['pinged_at']}  {item['trigger']:<8} {item['outcome']}")
 
         latest = _call(app.lambda_handler, _event("api_destinations.json"))
-        print(
-            f"\n4. Latest check per destination (events/api_destinations.json) -> HTTP {latest['statusCode']}"
-        )
+        print(f"\n4. Every destination (events/api_destinations.json) -> HTTP {latest['statusCode']}")
         for item in json.loads(latest["body"])["destinations"]:
-            print(f"  {item['destination_id']:<36} {item['outcome']:<16} at {item['pinged_at']}")
+            last = item["last_check"]
+            print(
+                f"  {item['destination_id']:<36} {item['health']:<9} ({item['health_reason']});"
+                f" last check {last['outcome']} at {last['pinged_at']}"
+            )
     return 0
 
 

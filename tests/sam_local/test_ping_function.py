@@ -1,0 +1,97 @@
+"""The README's sam local commands, proven: `sam build`, then `sam local invoke PingFunction` with every
+event in events/ and events/env.local.json, and `sam local start-api` with real HTTP requests, against
+moto's server and the Stripe stand-in on the loopback ports that env.local.json names."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EVENTS, ROOT
+from tests.local.aws_standin import AwsStandIn
+from tests.local.run_local import env_file_standins
+from tests.local.stripe_standin import StripeStandIn
+from tests.sam_local.conftest import SamLocal
+
+pytestmark = pytest.mark.docker
+
+ENV_FILE = EVENTS / "env.local.json"
+LOCAL_ENV = json.loads(ENV_FILE.read_text())["PingFunction"]
+EVENT_FILES = sorted(p.name for p in EVENTS.glob("*.json") if p != ENV_FILE)
+HEALTHY = "ed_test_61DemoHealthyWebhook0001"
+X86 = {"Architecture": "x86_64"}
+
+
+@pytest.fixture(scope="module")
+def standins() -> Iterator[tuple[AwsStandIn, StripeStandIn]]:
+    """The stand-ins on exactly the ports env.local.json points at, with its table and secret."""
+    with env_file_standins() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def built_template(sam_local: SamLocal) -> Path:
+    return sam_local.build(
+        ROOT / "template.yaml", build_dir=sam_local.workdir / "build", parameter_overrides=X86
+    )
+
+
+def checks_in_table(aws: AwsStandIn) -> list[dict[str, Any]]:
+    items = aws.client("dynamodb").scan(TableName=LOCAL_ENV["TABLE_NAME"])["Items"]
+    return [i for i in items if i["destination_id"]["S"].startswith("ed_")]
+
+
+@pytest.mark.parametrize("event_file", EVENT_FILES)
+def test_sam_local_invoke_runs_each_committed_event(sam_local, built_template, standins, event_file):
+    aws, _ = standins
+    before = len(checks_in_table(aws))
+
+    result = sam_local.invoke(
+        "PingFunction",
+        template=built_template,
+        event=EVENTS / event_file,
+        env_vars=ENV_FILE,
+        parameter_overrides=X86,
+    ).check()
+
+    answer = result.payload
+    written = len(checks_in_table(aws)) - before
+    if event_file.startswith("api_"):
+        assert answer["statusCode"] == 200, answer
+        body = json.loads(answer["body"])
+        if event_file == "api_ping.json":
+            assert (body["destination_id"], body["outcome"]) == (HEALTHY, "ok")
+            assert written == 1
+        elif event_file == "api_history.json":
+            assert isinstance(body["pings"], list)
+        else:
+            assert isinstance(body["destinations"], list)
+    elif event_file == "schedule.json":
+        outcomes = {c["destination_id"]: c["outcome"] for c in answer["checks"]} if answer["checked"] else {}
+        assert set(outcomes) | set(answer["already_recorded"]) == set(LOCAL_ENV["DESTINATION_IDS"].split(","))
+        assert written == answer["checked"]
+    else:
+        assert (answer["destination_id"], answer["outcome"], answer["trigger"]) == (HEALTHY, "ok", "invoke")
+        assert written == 1
+    assert sam_local.non_loopback_traffic() == []
+
+
+def test_sam_local_start_api_serves_the_routes(sam_local, built_template, standins):
+    with sam_local.start_api(template=built_template, env_vars=ENV_FILE, parameter_overrides=X86) as api:
+        ping = api.post(f"/destinations/{HEALTHY}/ping")
+        unknown = api.post("/destinations/ed_test_61NotInTheStandIn00001/ping")
+        invalid = api.post("/destinations/not-an-id/ping")
+        history = api.get(f"/destinations/{HEALTHY}/pings?limit=2")
+        destinations = api.get("/destinations")
+
+    assert (ping.status, ping.json()["outcome"]) == (200, "ok")
+    assert (unknown.status, unknown.json()["outcome"]) == (404, "not_found")
+    assert (invalid.status, invalid.json()["error"]["code"]) == (400, "invalid_destination_id")
+    assert history.status == 200 and 1 <= len(history.json()["pings"]) <= 2
+    assert history.json()["pings"][0]["pinged_at"] == ping.json()["pinged_at"]
+    assert destinations.status == 200
+    assert HEALTHY in {d["destination_id"] for d in destinations.json()["destinations"]}
+    assert api.leftover_containers == []
+    assert sam_local.non_loopback_traffic() == []
