@@ -44,6 +44,11 @@ typecheck: $(VENV)/.installed
 build: $(TOOLS)/.installed
 	PATH="$(dir $(PYTHON313)):$$PATH" $(TOOLS)/bin/sam build --parameter-overrides Architecture=x86_64
 
+## Cold start, warm ping and fan-out of the BUILT function beside the minimum and a stripe-python peer, on
+## the local stand-ins (under 2 minutes; table on stdout, JSON in bench/results/; docs/performance.md).
+bench: $(VENV)/.installed $(TOOLS)/.installed
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 ## sam local invoke/start-api in Docker (private dockerd, Debian stand-in image; docs/sam-local.md).
 sam-local: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m pytest tests/sam_local -ra

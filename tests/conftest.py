@@ -2,8 +2,9 @@
 
 import json
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,15 @@ EVENTS = ROOT / "events"
 # Recognisable fakes: a test fails if either ever shows up in logs, responses or records.
 FAKE_STRIPE_KEY = "sk_test_FAKEkeyForMonitorTests0000000000000001"
 ROTATED_STRIPE_KEY = "sk_test_FAKErotatedKeyForMonitorTests00000002"
+# The webhook receiver's signing secrets (Stripe's whsec_ format), held to the same rule.
+FAKE_SIGNING_SECRET = "whsec_FAKEsigningSecretForMonitorTests000001"
+ROTATED_SIGNING_SECRET = "whsec_FAKErotatedSigningSecretForTests00002"
+TEST_SECRETS = {
+    "FAKE_STRIPE_KEY": FAKE_STRIPE_KEY,
+    "ROTATED_STRIPE_KEY": ROTATED_STRIPE_KEY,
+    "FAKE_SIGNING_SECRET": FAKE_SIGNING_SECRET,
+    "ROTATED_SIGNING_SECRET": ROTATED_SIGNING_SECRET,
+}
 
 # Before anything imports boto3 or Powertools: no real AWS, no tracing, fast test runs.
 os.environ.update(
@@ -31,6 +41,55 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+
+
+# Any key or signing secret a test makes up follows the same convention (FAKE in it), and is caught too.
+_ANY_FAKE_SECRET = re.compile(r"\b(?:sk|rk)_(?:test|live)_FAKE\w*|\bwhsec_FAKE\w*")
+
+
+def leaked_test_secrets(text: str) -> list[str]:
+    """The names (never the values) of the fake secrets that occur in ``text``."""
+    leaked = [name for name, value in TEST_SECRETS.items() if value in text]
+    if not leaked and _ANY_FAKE_SECRET.search(text):
+        leaked.append("a fake secret (sk_test_FAKE… or whsec_FAKE…)")
+    return leaked
+
+
+def assert_no_test_secrets(text: str, where: str) -> None:
+    leaked = leaked_test_secrets(text)
+    assert not leaked, f"secret hygiene: {', '.join(leaked)} appeared in {where}"
+
+
+def redact_test_secrets(text: str) -> str:
+    for name, value in TEST_SECRETS.items():
+        text = text.replace(value, f"[{name}]")
+    return _ANY_FAKE_SECRET.sub("[a fake secret]", text)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Secret hygiene for every test: what it printed (Powertools JSON logs, EMF metrics), the log records
+    captured and its failure text must not contain a fake secret. A leak fails the test, and the report
+    shows the secret's name in place of its value."""
+    report: pytest.TestReport = yield
+    leaked: set[str] = set()
+    places: list[str] = []
+    for title, content in report.sections:
+        if title.endswith(f" {report.when}") and (names := leaked_test_secrets(content)):
+            leaked.update(names)
+            places.append(title)
+    failure = str(report.longrepr) if report.longrepr is not None else ""
+    if names := leaked_test_secrets(failure):
+        leaked.update(names)
+        places.append("the failure text")
+    report.sections = [(title, redact_test_secrets(content)) for title, content in report.sections]
+    if places:
+        report.outcome = "failed"
+        message = f"secret hygiene: {', '.join(sorted(leaked))} appeared in {'; '.join(places)}"
+        report.longrepr = f"{message}\n\n{redact_test_secrets(failure)}".rstrip()
+    return report
 
 
 @dataclass
@@ -78,7 +137,13 @@ class Deployment:
     def invoke(self, event: dict[str, Any], remaining_ms: int = 20_000) -> Any:
         import app  # imported late: it must see the test environment
 
-        return app.lambda_handler(event, FakeLambdaContext(remaining_ms=remaining_ms))
+        try:
+            answer = app.lambda_handler(event, FakeLambdaContext(remaining_ms=remaining_ms))
+        except Exception as exc:
+            assert_no_test_secrets(f"{exc!r} {exc}", "the handler's exception")
+            raise
+        assert_no_test_secrets(json.dumps(answer, default=str), "a handler answer")
+        return answer
 
     def items(self) -> list[dict[str, Any]]:
         """Every check item in the table (not the latest-view items)."""
@@ -122,8 +187,12 @@ def deployment(
     }.items():
         monkeypatch.setenv(name, value)
     reset_caches()
-    yield Deployment(aws=aws, stripe=stripe, table_name=table_name, secret_id=secret_id)
+    deployed = Deployment(aws=aws, stripe=stripe, table_name=table_name, secret_id=secret_id)
+    yield deployed
     reset_caches()
+    pages = aws.client("dynamodb").get_paginator("scan").paginate(TableName=table_name)
+    stored = [item for page in pages for item in page["Items"]]  # latest-view items included
+    assert_no_test_secrets(json.dumps(stored), "the stored records")
 
 
 def load_event(name: str, **overrides: Any) -> dict[str, Any]:

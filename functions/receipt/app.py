@@ -79,7 +79,10 @@ def stripe_webhook() -> Response[str]:
         return _error(400, "invalid_body", "body is not a Stripe v2 event")
     if stripe_event.type != PING_EVENT_TYPE:
         return _json(200, {"status": "ignored", "type": stripe_event.type})
-    return _json(200, _record_ping(document, "webhook"))
+    try:
+        return _json(200, _record_ping(document, "webhook"))
+    except ValueError:  # signed, but not a well-formed ping (pydantic's ValidationError, a bad id)
+        return _error(400, "invalid_body", "body is not a Stripe ping event for an event destination")
 
 
 def _verify(payload: bytes, header: str | None, secret_id: str) -> None:
@@ -143,6 +146,8 @@ def not_found(_: Exception) -> Response[str]:
 def _record_ping(document: dict[str, Any], channel: str) -> dict[str, Any]:
     """A verified thin ping event (webhook body or EventBridge ``detail``) -> a receipt."""
     ping = parse(event=document, model=PingEvent)
+    if not ping.id.startswith("evt_") or not ping.id.isascii() or len(ping.id) > 255:
+        raise ValueError("not a Stripe event id")  # it becomes part of a table key
     receipt = Receipt(
         destination_id=ping.related_object.id,
         event_id=ping.id,

@@ -16,13 +16,13 @@ class AlertPublisher:
 
     def __init__(self, topic_arn: str | None, client: Any | None = None) -> None:
         self.topic_arn = topic_arn
-        self._client = client
-        if topic_arn and client is None:
-            self._client = boto3.client("sns", config=_BOTO_CONFIG)
+        self._client = client  # created at the first alert: most runs publish none (cold start)
 
     def publish(self, transition: Transition, state: DestinationState, api_url: str | None) -> bool:
-        if not self.topic_arn or self._client is None or transition.muted:
+        if not self.topic_arn or transition.muted:
             return False
+        if self._client is None:
+            self._client = boto3.client("sns", config=_BOTO_CONFIG)
         subject, message = alert_text(transition, state, api_url)
         self._client.publish(
             TopicArn=self.topic_arn,

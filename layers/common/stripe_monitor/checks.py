@@ -95,7 +95,11 @@ class Monitor:
         is sent or stored) and ``StorageError`` when the record cannot be written."""
         validate_destination_id(destination_id)
         key = idempotency_key or f"monitor-{uuid.uuid4()}"
-        state = self.store.get_state(destination_id)
+        try:
+            state = self.store.get_state(destination_id)
+        except Exception:  # the ping is still made, and recorded if storage works
+            logger.exception("destination state not read", destination_id=destination_id)
+            state = DestinationState(destination_id)
         pinged_at = utc_now()
         result = self._ping_with_fresh_key_on_401(destination_id, key, deadline)
         record = self._record(result, Trigger(trigger), pinged_at, state=state)
@@ -106,7 +110,10 @@ class Monitor:
             logger.exception("check not stored", check=record.to_dict())
             raise StorageError(record) from None
         self._after_checks([stored], {destination_id: state}, api_url)
-        self.deliveries.claim([stored])
+        try:
+            self.deliveries.claim([stored])
+        except Exception:  # the check is stored; a failed receipt lookup must not lose the answer
+            logger.exception("receipts not claimed", destination_id=destination_id)
         return stored
 
     def wait_for_delivery(

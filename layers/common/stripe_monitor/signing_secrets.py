@@ -6,6 +6,7 @@ import re
 from aws_lambda_powertools.utilities import parameters
 
 from stripe_monitor.settings import ConfigError
+from stripe_monitor.stripe_key import share_boto3_session
 
 SECRET_CACHE_SECONDS = 300
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -14,6 +15,7 @@ _SEPARATORS = re.compile(r"[\s,]+")
 def get_signing_secrets(secret_id: str, *, force_fetch: bool = False) -> list[str]:
     """The secret holds ``{"signing_secrets": ["whsec_...", ...]}`` or the secrets separated by commas or
     whitespace. Raises ``ConfigError`` (never with a secret in it)."""
+    share_boto3_session()
     try:
         raw = parameters.get_secret(secret_id, max_age=SECRET_CACHE_SECONDS, force_fetch=force_fetch)
     except parameters.exceptions.GetParameterError:
