@@ -228,3 +228,21 @@ def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     return build_dir
+
+
+def emf_metrics(stdout: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """Every EMF document printed: (its dimensions, its metric values by name)."""
+    found = []
+    for line in stdout.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        names = [m["Name"] for m in directive["Metrics"]]
+        dimensions = {d: document[d] for d in directive["Dimensions"][0]}
+        found.append((dimensions, {name: _as_list(document[name]) for name in names}))
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_no_test_secrets
 
 
 def test_the_local_run_pings_schedules_and_reports_every_destination():
@@ -22,4 +22,16 @@ def test_the_local_run_pings_schedules_and_reports_every_destination():
     assert "ed_test_61DemoFailing5xx0003         stripe_error" in out
     assert "3. History (events/api_history.json) -> HTTP 200, 2 checks" in out
     assert "4. Every destination (events/api_destinations.json) -> HTTP 200" in out
+    assert_no_test_secrets(out + done.stderr, "the local run's output")
     assert '"_aws"' not in out and '"level"' not in out  # results only, not raw log and metric lines
+
+
+def test_against_the_real_stripe_each_local_run_uses_fresh_idempotency_keys():
+    from tests.local.run_local import _event
+
+    first, second = (_event("api_ping.json", "ed_test_61RealDestination0001") for _ in range(2))
+    schedule = _event("schedule.json", "ed_test_61RealDestination0001")
+
+    assert first["headers"]["Idempotency-Key"] != second["headers"]["Idempotency-Key"]
+    assert first["pathParameters"]["destination_id"] == "ed_test_61RealDestination0001"
+    assert schedule["scheduled_time"] != _event("schedule.json")["scheduled_time"]

@@ -2,13 +2,12 @@
 transitions, SNS alerts and mutes, through the real handler, moto's server and the Stripe stand-in."""
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import Deployment, load_event, reset_caches
+from tests.conftest import Deployment, emf_metrics, load_event, reset_caches
 from tests.integration.api_events import api_event, ping_event
 from tests.local.stripe_standin import Fault
 
@@ -26,34 +25,6 @@ def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_caches()
-
-
-class Alerts:
-    """An SNS topic of the stack, with an SQS queue subscribed to read what was published."""
-
-    def __init__(self, deployment: Deployment) -> None:
-        sns, self.sqs = deployment.aws.client("sns"), deployment.aws.client("sqs")
-        self.topic_arn = sns.create_topic(Name=f"alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
-        self.queue_url = self.sqs.create_queue(QueueName=f"alerts-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
-
-    def messages(self) -> list[dict[str, Any]]:
-        found = []
-        while batch := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
-            "Messages"
-        ):
-            for message in batch:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return found
-
-
-@pytest.fixture
-def alerts(deployment, monkeypatch) -> Alerts:
-    topic = Alerts(deployment)
-    configure(monkeypatch, ALERT_TOPIC_ARN=topic.topic_arn)
-    return topic
 
 
 @pytest.fixture
@@ -278,3 +249,27 @@ def test_an_api_ping_updates_health_and_links_alerts_to_the_api_it_came_through(
     domain = event["requestContext"]["domainName"]
     assert f"https://{domain}/v1/destinations/{WEBHOOK}/pings" in down["Message"]
     assert "DEGRADED" in degraded["Subject"]
+
+
+def test_metrics_count_checks_per_destination_and_fleet_wide_with_a_cold_start(account, capsys):
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    cold_start.reset_cold_start_flag()
+    capsys.readouterr()
+
+    run(account)
+
+    documents = emf_metrics(capsys.readouterr().out)
+    fleet = [values for dims, values in documents if dims == {"service": "stripe-destination-monitor"}]
+    per = {dims["destination_id"]: values for dims, values in documents if "destination_id" in dims}
+    assert any("ColdStart" in values for dims, values in documents if "function_name" in dims)
+    [run_metrics] = [values for values in fleet if "CheckSucceeded" in values]
+    # One value per check: the alarms sum them (2 ok, the disabled one neither ok nor failed).
+    assert sum(run_metrics["CheckSucceeded"]) == 2
+    assert sum(run_metrics["CheckFailed"]) == 0
+    assert len(run_metrics["PingLatency"]) == 2
+    assert per[DISABLED]["DestinationDisabled"] == [1]
+    assert (per[WEBHOOK]["CheckSucceeded"], per[WEBHOOK]["DestinationDisabled"]) == ([1], [0])
+    assert per[WEBHOOK]["DestinationHealth"] == [0]  # healthy
+    assert per[PENDING_BRIDGE]["DestinationHealth"] == [1]  # degraded: the source is pending
+    assert "PingLatency" in per[WEBHOOK] and "PingLatency" not in per[DISABLED]

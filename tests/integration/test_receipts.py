@@ -18,7 +18,7 @@ import pytest
 import urllib3
 
 from stripe_monitor.webhook_signature import sign
-from tests.conftest import ROOT, Deployment, FakeLambdaContext, reset_caches
+from tests.conftest import ROOT, Deployment, FakeLambdaContext, emf_metrics, reset_caches
 from tests.integration.api_events import api_event, ping_event
 from tests.local.api_gateway import LocalApiGateway, Route
 
@@ -119,7 +119,7 @@ def thin_ping(destination_id: str, event_id: str = "evt_test_ThinPing000000001")
     }
 
 
-def test_a_ping_delivered_to_the_probe_webhook_is_recorded_as_delivered(deployment, receipts):
+def test_a_ping_delivered_to_the_probe_webhook_is_recorded_as_delivered(deployment, receipts, capsys):
     record = json.loads(deployment.invoke(ping_event(PROBE))["body"])
 
     assert record["delivery_status"] == "pending"
@@ -128,6 +128,12 @@ def test_a_ping_delivered_to_the_probe_webhook_is_recorded_as_delivered(deployme
     assert delivered["deliveries"] == 1
     assert 0 <= delivered["delivery_latency_ms"] < 120_000
     assert delivered["delivered_at"] >= delivered["event_created"]
+    latencies = [
+        values["DeliveryLatency"]
+        for dims, values in emf_metrics(capsys.readouterr().out)
+        if dims.get("destination_id") == PROBE and "DeliveryLatency" in values
+    ]
+    assert latencies == [[delivered["delivery_latency_ms"]]]
 
 
 def test_a_ping_delivered_through_eventbridge_is_recorded(deployment, receipts):
@@ -227,7 +233,7 @@ def test_a_delivery_after_the_sla_is_late_and_degrades_health(deployment, receip
 
 
 def test_a_ping_never_delivered_is_lost_at_the_sweep_and_counts_as_a_failure(
-    deployment, receipts, monkeypatch
+    deployment, alerts, receipts, monkeypatch, capsys
 ):
     monkeypatch.setenv("LOST_AFTER_SECONDS", "1")
     monkeypatch.setenv("DESTINATION_IDS", PROBE)
@@ -236,15 +242,24 @@ def test_a_ping_never_delivered_is_lost_at_the_sweep_and_counts_as_a_failure(
     deployment.invoke(ping_event(PROBE))
     deployment.invoke(ping_event(PROBE))
     time.sleep(1.1)  # let lost_after pass; the assertions are on records, not on time
+    capsys.readouterr()
 
-    summary = deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+    summary = deployment.invoke(
+        {"scheduled_time": "2026-11-27T04:00:00Z", "api_url": "https://api.example/v1"}
+    )
 
     assert len(summary["lost"]) == 2  # the two API pings; the run's own ping is still pending
+    documents = emf_metrics(capsys.readouterr().out)
+    fleet_lost = [v["LostPings"] for d, v in documents if "destination_id" not in d and "LostPings" in v]
+    assert sum(sum(values) for values in fleet_lost) == 2  # what the LostPingsAlarm sums
     statuses = sorted(i["delivery_status"]["S"] for i in items_of(deployment, PROBE))
     assert statuses == ["lost", "lost", "pending"]
     [state] = json.loads(deployment.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
     assert state["health"] == "down"
     assert "not delivered within 1 s" in state["health_reason"]
+    down = next(m for m in alerts.messages() if "is DOWN" in m["Subject"])
+    assert "not delivered within 1 s" in down["Message"]
+    assert f"https://api.example/v1/destinations/{PROBE}/pings" in down["Message"]
 
 
 def test_a_destination_without_a_receipt_channel_stays_unmonitored_not_lost(

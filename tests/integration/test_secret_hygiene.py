@@ -47,3 +47,17 @@ def test_config_errors_do_not_echo_the_secret_value(deployment, value, capfd):
     captured = capfd.readouterr()
     assert answer["statusCode"] == 500
     assert FAKE_STRIPE_KEY not in answer["body"] + captured.out + captured.err
+
+
+def test_a_key_echoed_in_stripes_error_message_is_redacted_everywhere(deployment):
+    deployment.stripe.add_destination(HEALTHY)
+    echo = Fault("status", 400, error_code="invalid_request", message=f"Bad key {FAKE_STRIPE_KEY} sent")
+    deployment.stripe.script(HEALTHY, [echo], forever=True)
+
+    record = json.loads(deployment.invoke(ping_event(HEALTHY))["body"])
+
+    assert record["error_code"] == "invalid_request"
+    assert record["error_message"] == "Bad key [redacted] sent"
+    [stored] = deployment.items()
+    assert stored["error_message"]["S"] == "Bad key [redacted] sent"
+    # Logs and metrics: the conftest hook fails any test whose captured output holds a fake key.

@@ -188,6 +188,13 @@ def test_list_follows_next_page_url_until_null(client, stripe):
     assert sum(1 for r in stripe.requests if r.method == "GET") == 3
 
 
+def test_a_post_without_an_idempotency_key_is_refused_before_sending(client, stripe):
+    with pytest.raises(ValueError, match="idempotency key"):
+        client.ping(DESTINATION, idempotency_key="", deadline=far_deadline())
+
+    assert stripe.requests == []
+
+
 def test_retrieve_returns_the_destination_model(client, stripe):
     stripe.add_destination(
         "ed_test_61EventBridgePending01", type="amazon_eventbridge", event_source_status="pending"

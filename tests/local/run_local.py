@@ -18,7 +18,9 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-DEMO_KEY = "sk_test_LocalDemoKeyNotARealKey000000"
+# A made-up key of the same pattern as the tests' fakes, so the secret-hygiene checks catch it too.
+DEMO_KEY = "sk_test_FAKElocalDemoKeyNotARealKey00000"
 TABLE_NAME = "stripe-monitor-local"
 SECRET_ID = "stripe-monitor/local"
 
@@ -44,10 +47,15 @@ class _Context:
 
 
 def _event(name: str, destination_id: str | None = None) -> dict[str, Any]:
+    """A committed event; for the real Stripe (``destination_id`` given) made unique to this run, since
+    Stripe replays the first answer to a reused idempotency key, or refuses it for another destination."""
     text = (EVENTS / name).read_text()
     if destination_id:
         text = text.replace("ed_test_61DemoHealthyWebhook0001", destination_id)
+        text = text.replace("demo-api-ping-0001", f"local-run-{uuid.uuid4()}")
     event: dict[str, Any] = json.loads(text)
+    if destination_id and "scheduled_time" in event:
+        event["scheduled_time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return event
 
 
@@ -153,7 +161,7 @@ def main() -> int:
         print(f"1. API ping (events/api_ping.json) -> HTTP {ping['statusCode']}")
         print(_line(record))
 
-        summary = _call(app.lambda_handler, _event("schedule.json"))
+        summary = _call(app.lambda_handler, _event("schedule.json", first_destination))
         print(f"\n2. Scheduled run (events/schedule.json) at {summary['scheduled_time']}: "
               f"{summary['ok']} ok, {summary['failed']} failed")  # fmt: skip
         for check in summary["checks"]:

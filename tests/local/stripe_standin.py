@@ -77,7 +77,8 @@ def _now() -> str:
 class Fault:
     """One scripted misbehaviour; each request on the scripted route consumes one.
 
-    status            -> ``status`` with a v2 error body (``error_code``; ``error_type`` when set)
+    status            -> ``status`` with a v2 error body (``error_code``; ``error_type`` and ``message``
+                         when set)
     hang              -> wait ``seconds``, then answer normally; ``math.inf`` (JSON "forever") waits until
                          stop() or reset(), which drop the connection instead
     reset             -> headers with the full Content-Length, half the body, then a TCP RST
@@ -95,6 +96,7 @@ class Fault:
     status: int = 500
     error_code: str = "api_error"
     error_type: str | None = None
+    message: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     seconds: float = 0.0
     size: int = 5 * 1024 * 1024
@@ -942,7 +944,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_fault(self, fault: Fault, route: Route, destination_id: str | None) -> None:
         extra = dict(fault.headers)
         if fault.kind == "status":
-            message = f"Injected fault: HTTP {fault.status}."
+            message = fault.message or f"Injected fault: HTTP {fault.status}."
             error = _ReplyError(fault.status, fault.error_code, message, fault.error_type)
             self._send_json(fault.status, error.payload, extra)
         elif fault.kind == "non_json":

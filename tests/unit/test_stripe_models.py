@@ -108,6 +108,16 @@ def test_a_list_page_and_a_disabled_eventbridge_destination_parse():
     assert destination.amazon_eventbridge.aws_event_source_status == "deleted"
 
 
+@pytest.mark.parametrize(
+    "next_page_url", ["https://elsewhere.example/v2/core/event_destinations?page=2", "//elsewhere/v2/x", ""]
+)
+def test_a_list_page_whose_next_page_url_leaves_the_api_base_is_refused(next_page_url: str):
+    page: dict[str, Any] = {"data": [], "next_page_url": next_page_url, "previous_page_url": None}
+
+    with pytest.raises(ValidationError):
+        parse(event=page, model=EventDestinationPage)
+
+
 def test_the_v2_error_body_parses_with_and_without_optional_fields():
     full = ErrorBody.model_validate_json(
         json.dumps(

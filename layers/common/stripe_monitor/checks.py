@@ -207,7 +207,7 @@ class Monitor:
         monitored = self.settings.monitored_destination_ids | {
             d for d, s in states.items() if s.receipt_channel
         }
-        lost = self.deliveries.sweep(sorted(monitored), utc_now())
+        lost = self.deliveries.sweep(sorted(monitored), utc_now(), api_url)
         if listed is not None and not configured:
             removals = self._report_removed(states, listed, when, api_url)
             transitions += removals
@@ -395,7 +395,9 @@ class Monitor:
         monitored = self.deliveries.is_monitored(record.destination_id, channel)
         return replace(record, delivery_status=PENDING if monitored else UNMONITORED)
 
-    def observe_delivery(self, destination_id: str, verdict: Verdict, reason: str, at: str) -> None:
+    def observe_delivery(
+        self, destination_id: str, verdict: Verdict, reason: str, at: str, api_url: str | None = None
+    ) -> None:
         """Count a delivery verdict (lost: failed, late: soft) into the destination's health."""
         for _ in range(_STATE_WRITE_TRIES):
             current = self.store.get_state(destination_id)
@@ -406,7 +408,7 @@ class Monitor:
             )
             if self.store.save_state(new_state, previous_check_at=previous_at):
                 if transition:
-                    self._publish(transition, new_state, None)
+                    self._publish(transition, new_state, api_url)
                 return
 
     # -- reading --------------------------------------------------------------------------------------

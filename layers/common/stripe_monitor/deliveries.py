@@ -23,8 +23,9 @@ CHANNELS = ("eventbridge", "webhook", "application")
 PENDING, DELIVERED, LATE, LOST, UNMONITORED = "pending", "delivered", "late", "lost", "unmonitored"
 _SWEEP_WINDOW = timedelta(days=1)  # how far back the sweep looks for checks still pending
 
-# (destination_id, verdict, reason, at) -> None: counts a delivery verdict into the destination's health
-DeliveryObserver = Callable[[str, Verdict, str, str], None]
+# (destination_id, verdict, reason, at, api_url) -> None: counts a delivery verdict into the destination's
+# health; api_url (when known) links the alert to the destination's history
+DeliveryObserver = Callable[[str, Verdict, str, str, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,15 @@ class Deliveries:
             _delivery_metrics(check.destination_id, latency_ms=latency_ms, lost=False)
             if status == LATE:
                 reason = f"ping delivered late ({latency_ms} ms > {self.settings.delivery_sla_seconds} s)"
-                self._observe(check.destination_id, Verdict.SOFT, reason, receipt["received_at"])
+                self._observe(check.destination_id, Verdict.SOFT, reason, receipt["received_at"], None)
         logger.info(
             "delivery recorded", destination_id=check.destination_id, check=check.pinged_at, **delivery
         )
         return {"status": "matched", "check": check.pinged_at, "event_id": receipt["event_id"], **delivery}
 
-    def sweep(self, destination_ids: Iterable[str], now: datetime) -> list[CheckRecord]:
+    def sweep(
+        self, destination_ids: Iterable[str], now: datetime, api_url: str | None = None
+    ) -> list[CheckRecord]:
         """Checks still pending ``lost_after`` after their ping event was created: lost. Each counts as a
         failed check in the destination's health. (The event's creation time, not ``pinged_at``, because a
         redelivered scheduled run keeps the scheduled time as ``pinged_at``.)"""
@@ -118,14 +121,15 @@ class Deliveries:
                 if sent + lost_after > now or not self.store.mark_lost(check):
                     continue
                 lost.append(check)
-                reason = (
-                    f"ping event {check.event_id} was not delivered within {lost_after.seconds // 60} min"
-                )
-                if lost_after < timedelta(minutes=1):
-                    reason = f"ping event {check.event_id} was not delivered within {lost_after.seconds} s"
-                self._observe(destination_id, Verdict.FAIL, reason, iso_ms(now))
+                reason = f"ping event {check.event_id} was not delivered within {_duration(lost_after)}"
+                self._observe(destination_id, Verdict.FAIL, reason, iso_ms(now), api_url)
                 _delivery_metrics(destination_id, latency_ms=None, lost=True)
         return lost
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 and not seconds % 60 else f"{seconds} s"
 
 
 def _delivery_metrics(destination_id: str, *, latency_ms: int | None, lost: bool) -> None:

@@ -231,7 +231,9 @@ class StripeClient:
         body = None
         if method == "POST":
             headers["Content-Type"] = "application/json"
-            headers["Idempotency-Key"] = idempotency_key or ""
+            if not idempotency_key:
+                raise ValueError("every POST to Stripe needs an idempotency key")
+            headers["Idempotency-Key"] = idempotency_key
             body = b"{}"
         if self.rate_limiter:
             self.rate_limiter.acquire(deadline)

@@ -4,10 +4,10 @@ Models allow extra fields: Stripe adds fields over time and an unknown field mus
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel
-from pydantic import ConfigDict
+from pydantic import ConfigDict, StringConstraints
 
 PING_EVENT_TYPE = "v2.core.event_destination.ping"
 
@@ -110,7 +110,8 @@ class EventDestinationPage(StripeObject):
     """One page of a v2 list: no ``object`` key, and ``next_page_url`` is null on the last page."""
 
     data: list[EventDestination]
-    next_page_url: str | None
+    # A path on the API base: the client sends its key with the next request, so never to another host.
+    next_page_url: Annotated[str, StringConstraints(pattern=r"^/v2/")] | None
     previous_page_url: str | None = None
 
 
