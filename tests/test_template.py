@@ -42,6 +42,22 @@ API_ROUTES = {
     ("DELETE", "/destinations/{destination_id}/mute"),
     ("GET", "/destinations"),
 }
+RECEIPT_ROUTES = {("POST", "/webhooks/stripe"), ("POST", "/receipts")}
+# Catch-alls: signed requests no route above takes reach a function (404/405), not API Gateway's 403.
+CATCH_ALL_ROUTES = {("ANY", "/{proxy+}"), ("ANY", "/")} | {("ANY", path) for _, path in API_ROUTES}
+RECEIPT_CATCH_ALL_ROUTES = {("ANY", path) for _, path in RECEIPT_ROUTES}
+# What API Gateway answers itself: all in the API's error shape.
+GATEWAY_RESPONSE_TYPES = {
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "INVALID_SIGNATURE",
+    "EXPIRED_TOKEN",
+    "ACCESS_DENIED",
+    "THROTTLED",
+    "REQUEST_TOO_LARGE",
+    "INTEGRATION_TIMEOUT",
+}
 APP_SOURCES = ROOT / "layers" / "common" / "stripe_monitor"
 FUNCTION_SOURCES = ROOT / "functions" / "ping"
 # boto3 DynamoDB client calls, e.g. ``client.batch_get_item(`` -> dynamodb:BatchGetItem
@@ -227,8 +243,50 @@ def test_every_api_route_needs_iam_except_the_signed_webhook(resources: dict[str
             routes.add(route)
         assert not events_of_type(resource["Properties"], "HttpApi"), f"{logical_id} has an HTTP API"
 
-    assert routes == API_ROUTES | {("POST", "/webhooks/stripe"), ("POST", "/receipts")}
+    assert routes == API_ROUTES | RECEIPT_ROUTES | CATCH_ALL_ROUTES | RECEIPT_CATCH_ALL_ROUTES
     assert public == {("ReceiptFunction", ("POST", "/webhooks/stripe"))}
+
+
+def api_routes_of(function: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(p["Method"].upper(), p["Path"]) for p in events_of_type(function, "Api").values()}
+
+
+def test_catch_all_routes_send_other_methods_and_unknown_paths_to_the_owning_function(
+    function: dict[str, Any], receipt_function: dict[str, Any]
+) -> None:
+    ping_routes, receipt_routes = api_routes_of(function), api_routes_of(receipt_function)
+
+    assert ping_routes == API_ROUTES | CATCH_ALL_ROUTES
+    assert receipt_routes == RECEIPT_ROUTES | RECEIPT_CATCH_ALL_ROUTES
+    # Each function answers the other methods on its own paths (405), never on the other's.
+    for routes in (ping_routes, receipt_routes):
+        own_paths = {path for method, path in routes if method != "ANY"}
+        assert own_paths <= {path for method, path in routes if method == "ANY"}
+    assert not {path for _, path in ping_routes} & {path for _, path in receipt_routes}
+
+
+def test_api_gateway_answers_in_the_api_error_shape(resources: dict[str, Any]) -> None:
+    responses = resources["MonitorApi"]["Properties"]["GatewayResponses"]
+
+    assert set(responses) == GATEWAY_RESPONSE_TYPES
+    for response_type, response in responses.items():
+        [(content_type, body_template)] = response["ResponseTemplates"].items()
+        assert content_type == "application/json"
+        # Not VTL: simple substitution; messageString is API Gateway's message as a quoted JSON string.
+        rendered = body_template.replace("$context.error.messageString", json.dumps('a "quoted" message'))
+        assert "$" not in rendered, f"{response_type}: unexpected variable in {body_template}"
+        body = json.loads(rendered)
+        assert set(body) == {"error"}, response_type
+        assert set(body["error"]) == {"code", "message"}, response_type
+        assert re.fullmatch(r"[a-z_]+", body["error"]["code"]), response_type
+    missing_token = responses["MISSING_AUTHENTICATION_TOKEN"]
+    # Unsigned requests to real routes get this response too: it must stay a 403, and say both causes.
+    assert missing_token.get("StatusCode", "403") == "403"
+    message = json.loads(missing_token["ResponseTemplates"]["application/json"])["error"]["message"]
+    assert "no such route" in message and "SigV4" in message
+    assert all(
+        "StatusCode" not in responses[t] for t in GATEWAY_RESPONSE_TYPES - {"MISSING_AUTHENTICATION_TOKEN"}
+    )
 
 
 def test_api_stage_is_throttled_traced_regional_and_access_logged(resources: dict[str, Any]) -> None:
@@ -342,7 +400,6 @@ def test_function_can_read_and_write_exactly_the_results_table(function: dict[st
         "dynamodb:UpdateItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:Query",
-        "dynamodb:Scan",
     }
     dynamodb = [
         s for s in policy_statements(function) if any(a.startswith("dynamodb:") for a in actions_of(s))
@@ -350,12 +407,11 @@ def test_function_can_read_and_write_exactly_the_results_table(function: dict[st
 
     granted = {a for s in dynamodb for a in actions_of(s)}
     targets = [r for s in dynamodb for r in resources_of(s)]
-    assert needed <= granted
-    assert not granted & {"dynamodb:DeleteTable", "dynamodb:DeleteItem", "dynamodb:CreateTable"}
+    assert granted == needed
     assert targets == [{"Fn::GetAtt": ["ResultsTable", "Arn"]}]
 
 
-def test_function_is_granted_every_dynamodb_call_the_code_makes(function: dict[str, Any]) -> None:
+def test_function_is_granted_exactly_the_dynamodb_calls_the_code_makes(function: dict[str, Any]) -> None:
     calls = {
         match.group(1)
         for source in [*APP_SOURCES.rglob("*.py"), *FUNCTION_SOURCES.rglob("*.py")]
@@ -365,6 +421,7 @@ def test_function_is_granted_every_dynamodb_call_the_code_makes(function: dict[s
 
     needed = {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
     assert needed - granted == set(), "the code calls DynamoDB operations the function may not use"
+    assert granted - needed == set(), "the function may use DynamoDB operations the code never calls"
 
 
 def test_function_can_read_only_the_configured_secret(function: dict[str, Any]) -> None:
@@ -557,6 +614,16 @@ def test_alarms_cover_failures_silence_dead_letters_errors_and_throttles(resourc
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values() if a["Namespace"] == "AWS/SQS"
     }
     assert queues == {"PingFailureQueue", "ScheduleDeadLetterQueue"}
+    functions = {
+        (a["MetricName"], a["Dimensions"][0]["Value"]["Ref"])
+        for a in alarms.values()
+        if a["Namespace"] == "AWS/Lambda"
+    }
+    assert functions == {
+        (metric, function)
+        for metric in ("Errors", "Throttles")
+        for function in ("PingFunction", "ReceiptFunction")
+    }
 
 
 def test_the_alert_topic_is_encrypted_published_to_and_optionally_mailed(

@@ -39,7 +39,7 @@ _STATUS_FOR_OUTCOME = {
     Outcome.TIMEOUT: HTTPStatus.GATEWAY_TIMEOUT,
     Outcome.CONFIG_ERROR: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
-_ROUTES = {  # path pattern -> allowed methods, for 405 answers
+_ROUTES = {  # path pattern -> allowed methods: what not_found answers 405 (or 400) rather than 404
     re.compile(r"/destinations/[^/]+/ping"): ("POST",),
     re.compile(r"/destinations/[^/]+/pings"): ("GET",),
     re.compile(r"/destinations/[^/]+/transitions"): ("GET",),
@@ -186,20 +186,22 @@ def _api_url() -> str | None:
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
+    """Whatever no route took: API Gateway sends every signed request here (its catch-all routes)."""
     path, method = app.current_event.path, app.current_event.http_method
-    for pattern, methods in _ROUTES.items():
-        if pattern.fullmatch(path) and method not in methods:
-            return error_response(
-                405,
-                "method_not_allowed",
-                f"{method} is not allowed on {path}",
-                headers={"Allow": ", ".join(methods)},
-            )
-    if path.startswith("/destinations/"):
+    methods = next((m for pattern, m in _ROUTES.items() if pattern.fullmatch(path)), None)
+    if methods is None:
+        return error_response(404, "not_found", f"no route for {method} {path}")
+    if method not in methods:
         return error_response(
-            400, "invalid_destination_id", "destination id must look like ed_... or ed_test_..."
+            405,
+            "method_not_allowed",
+            f"{method} is not allowed on {path}",
+            headers={"Allow": ", ".join(methods)},
         )
-    return error_response(404, "not_found", f"no route for {method} {path}")
+    # A known route and method that the resolver did not take: the id has characters no id has.
+    return error_response(
+        400, "invalid_destination_id", "destination id must look like ed_... or ed_test_..."
+    )
 
 
 @app.exception_handler(InvalidDestinationIdError)

@@ -33,6 +33,7 @@ MAX_RECEIPT_BYTES = 4096
 # How far a reported arrival time may lie in the future (clock skew) or in the past.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_RECEIPT_AGE = timedelta(days=1)
+_ROUTES = {"/webhooks/stripe": ("POST",), "/receipts": ("POST",)}  # path -> allowed methods, for 405s
 
 app = APIGatewayRestResolver()
 
@@ -74,11 +75,19 @@ def stripe_webhook() -> Response[str]:
         return _error(400, "invalid_signature", str(exc))
     try:
         document = json.loads(payload)
-        stripe_event = parse(event=document, model=Event)
-    except (ValueError, ValidationError):
+    except ValueError:
+        return _error(400, "invalid_body", "body is not JSON")
+    if not isinstance(document, dict):
+        return _error(400, "invalid_body", "body is not a Stripe event")
+    if document.get("type") != PING_EVENT_TYPE or document.get("object") != "v2.core.event":
+        # Signed by Stripe, but not a ping (e.g. a snapshot event to the same endpoint): acknowledge it,
+        # or Stripe retries it for days and may disable the destination.
+        kind = document.get("type")
+        return _json(200, {"status": "ignored", "type": kind if isinstance(kind, str) else None})
+    try:
+        parse(event=document, model=Event)
+    except ValidationError:
         return _error(400, "invalid_body", "body is not a Stripe v2 event")
-    if stripe_event.type != PING_EVENT_TYPE:
-        return _json(200, {"status": "ignored", "type": stripe_event.type})
     try:
         return _json(200, _record_ping(document, "webhook"))
     except ValueError:  # signed, but not a well-formed ping (pydantic's ValidationError, a bad id)
@@ -140,7 +149,18 @@ def misconfigured(exc: ConfigError) -> Response[str]:
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
-    return _error(404, "not_found", f"no route for {app.current_event.http_method} {app.current_event.path}")
+    """Other methods on this function's paths reach it too (the template's ANY routes): 405, not 404."""
+    path, method = app.current_event.path, app.current_event.http_method
+    if path in _ROUTES:
+        return Response(
+            status_code=405,
+            content_type="application/json",
+            body=json.dumps(
+                {"error": {"code": "method_not_allowed", "message": f"{method} is not allowed on {path}"}}
+            ),
+            headers={"Allow": ", ".join(_ROUTES[path])},
+        )
+    return _error(404, "not_found", f"no route for {method} {path}")
 
 
 def _record_ping(document: dict[str, Any], channel: str) -> dict[str, Any]:

@@ -1,15 +1,24 @@
 """The HTTPS API through the real handler, moto's server and the Stripe stand-in."""
 
+import importlib.util
 import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import urllib3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
-from tests.conftest import FAKE_STRIPE_KEY, load_event
+from tests.conftest import FAKE_STRIPE_KEY, ROOT, load_event
 from tests.integration.api_events import api_event, history_event, ping_event
+from tests.local.api_gateway import LocalApiGateway, template_routes
 from tests.local.stripe_standin import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
+ERROR_KEYS = {"code", "message"}
 
 
 def body(response):
@@ -170,14 +179,147 @@ def test_the_committed_history_event_reads_history(deployment, healthy):
     assert len(body(response)["pings"]) == 1
 
 
-def test_unknown_routes_are_404_and_wrong_methods_405(deployment):
-    unknown = deployment.invoke(api_event("GET", "/nowhere"))
-    wrong_method = deployment.invoke(api_event("GET", f"/destinations/{HEALTHY}/ping"))
+def proxy_event(method: str, path: str) -> dict[str, Any]:
+    """What API Gateway sends for a request its catch-all ``ANY /{proxy+}`` route took."""
+    event = api_event(method, path)
+    event["resource"] = event["requestContext"]["resourcePath"] = "/{proxy+}"
+    event["pathParameters"] = {"proxy": path.removeprefix("/")}
+    return event
 
-    assert (unknown["statusCode"], body(unknown)["error"]["code"]) == (404, "not_found")
-    assert wrong_method["statusCode"] == 405
-    assert wrong_method["multiValueHeaders"]["Allow"] == ["POST"]
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nowhere"),
+        ("GET", "/destinations/ed_test_1/unknown"),
+        ("POST", "/destinations/ed_test_1/ping/extra"),
+        ("GET", "/destinations/ed_test_1"),
+        ("GET", "/destinations/ed_test_é/unknown"),  # not a known route: 404, whatever the id
+        ("DELETE", "/destinations/not-an-id/pings/2"),
+        ("POST", "/receipts/extra"),
+        ("GET", "/webhooks"),
+    ],
+)
+def test_unknown_routes_are_404(deployment, method, path):
+    answer = deployment.invoke(proxy_event(method, path))
+
+    assert answer["statusCode"] == 404
+    assert body(answer) == {"error": {"code": "not_found", "message": f"no route for {method} {path}"}}
     assert deployment.stripe.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", f"/destinations/{HEALTHY}/ping", "POST"),
+        ("DELETE", f"/destinations/{HEALTHY}/pings", "GET"),
+        ("POST", f"/destinations/{HEALTHY}/transitions", "GET"),
+        ("PUT", f"/destinations/{HEALTHY}/mute", "POST, DELETE"),
+        ("POST", "/destinations", "GET"),
+        ("PATCH", "/destinations/ed_test_é/ping", "POST"),  # a known route: the method decides first
+    ],
+)
+def test_wrong_methods_on_known_routes_are_405_with_allow(deployment, method, path, allowed):
+    answer = deployment.invoke(api_event(method, path))
+
+    assert answer["statusCode"] == 405
+    assert body(answer)["error"]["code"] == "method_not_allowed"
+    assert answer["multiValueHeaders"]["Allow"] == [allowed]
+    assert deployment.stripe.requests == []
+
+
+# ------------------------------------------------------------------------------------------ gateway
+
+
+def _receipt_handler() -> Any:
+    spec = importlib.util.spec_from_file_location("receipt_app_api", ROOT / "functions/receipt/app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+@pytest.fixture
+def gateway(deployment) -> Iterator[LocalApiGateway]:
+    """The API as the template declares it (catch-alls and gateway responses included), on 127.0.0.1."""
+    import app
+
+    routes = template_routes({"PingFunction": app.lambda_handler, "ReceiptFunction": _receipt_handler()})
+    with LocalApiGateway(routes) as local:
+        yield local
+
+
+def call(
+    gateway: LocalApiGateway, method: str, path: str, *, secret: str | None = "testing"
+) -> urllib3.BaseHTTPResponse:
+    """``secret`` None: unsigned; another secret than the stand-in's: a wrong signature."""
+    url = f"{gateway.url}{path}"
+    headers: dict[str, str] = {}
+    if secret is not None:
+        request = AWSRequest(method=method, url=url, data=b"")
+        SigV4Auth(Credentials("testing", secret), "execute-api", "us-east-1").add_auth(request)
+        headers = dict(request.headers.items())
+    return urllib3.request(method, url, headers=headers, retries=False)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/", 404, "not_found"),
+        ("GET", "/destinations/ed_test_1/unknown", 404, "not_found"),
+        ("POST", "/destinations/ed_test_1/ping/extra", 404, "not_found"),
+        ("GET", "/destinations/ed_test_1", 404, "not_found"),
+        ("POST", "/receipts/extra", 404, "not_found"),
+        ("GET", f"/destinations/{HEALTHY}/ping", 405, "method_not_allowed"),
+        ("PATCH", f"/destinations/{HEALTHY}/mute", 405, "method_not_allowed"),
+        ("POST", "/destinations", 405, "method_not_allowed"),
+        ("GET", "/receipts", 405, "method_not_allowed"),  # ReceiptFunction's own path: its answer
+        ("GET", "/webhooks/stripe", 405, "method_not_allowed"),
+    ],
+)
+def test_signed_requests_to_unknown_routes_reach_a_function_through_the_catch_alls(
+    deployment, gateway, method, path, status, code
+):
+    answer = call(gateway, method, path)
+
+    assert (answer.status, answer.json()["error"]["code"]) == (status, code)
+    assert set(answer.json()["error"]) == ERROR_KEYS
+    if status == 405:
+        assert answer.headers["Allow"] in {"GET", "POST", "POST, DELETE"}
+    assert deployment.stripe.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/nowhere"), ("GET", "/webhooks/stripe"), ("POST", "/receipts"), ("GET", "/destinations")],
+)
+def test_unsigned_requests_get_the_gateway_403_in_the_error_shape(gateway, method, path):
+    answer = call(gateway, method, path, secret=None)
+
+    assert answer.status == 403
+    assert answer.json() == {
+        "error": {
+            "code": "missing_authentication_token",
+            "message": "no such route, or the request is not signed with SigV4",
+        }
+    }
+
+
+def test_a_wrong_signature_gets_the_gateway_403_in_the_error_shape(gateway):
+    answer = call(gateway, "GET", "/nowhere", secret="not-the-right-secret")
+
+    assert answer.status == 403
+    assert answer.json()["error"]["code"] == "invalid_signature"
+    assert set(answer.json()["error"]) == ERROR_KEYS
+
+
+def test_the_catch_alls_leave_the_webhook_public_and_the_rest_behind_iam(gateway):
+    webhook = call(gateway, "POST", "/webhooks/stripe", secret=None)  # Stripe cannot sign with SigV4
+
+    assert webhook.status != 403  # the function answered: no signing secret, or a bad Stripe-Signature
+    assert webhook.json()["error"]["code"] in {"not_configured", "invalid_signature"}
+    assert gateway.requests[-1] == ("POST", "/webhooks/stripe", webhook.status)
 
 
 def test_a_missing_secret_is_a_recorded_config_error_and_a_500(deployment, healthy, monkeypatch):

@@ -335,12 +335,21 @@ def test_a_signed_body_that_is_not_json_is_a_400(deployment, receipts):
     assert (answer.status, answer.json()["error"]["code"]) == (400, "invalid_body")
 
 
-def test_a_verified_event_of_another_type_is_a_200_and_ignored(deployment, receipts):
-    body, headers = signed(thin_ping(PROBE) | {"type": "v1.billing.meter.error_report_triggered"})
+SNAPSHOT_EVENT = {"id": "evt_1Snap", "object": "event", "type": "customer.created", "data": {"object": {}}}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [thin_ping(PROBE) | {"type": "v1.billing.meter.error_report_triggered"}, SNAPSHOT_EVENT],
+    ids=["v2 thin event", "v1 snapshot event"],
+)
+def test_a_verified_event_of_another_type_is_a_200_and_ignored(deployment, receipts, event):
+    body, headers = signed(event)
 
     answer = post_webhook(receipts, body, headers)
 
-    assert (answer.status, answer.json()["status"]) == (200, "ignored")
+    assert (answer.status, answer.json()) == (200, {"status": "ignored", "type": event["type"]})
+    assert deployment.items() == []
 
 
 def test_signing_secrets_can_be_rotated(deployment, receipts):

@@ -5,14 +5,21 @@ Lambda handler of their route; the answer goes back as HTTP. IAM routes verify t
 signature with botocore's signer and the stand-in's credentials; a missing or wrong signature is a 403,
 as API Gateway answers. Used by the receipt tests (a signed webhook delivery from the Stripe stand-in, the
 application snippet's SigV4 call) and by the local run.
+
+Routes are chosen as API Gateway chooses them: among the routes whose path matches and whose method is the
+request's or ``ANY``, the most specific path wins (a literal segment over ``{param}`` over ``{proxy+}``),
+then the route's own method over ``ANY``. ``template_routes`` builds the routes from ``template.yaml``'s
+``Api`` events (its catch-alls included, so unknown routes reach a handler as in AWS), and the stand-in's
+own answers (no route, no or a wrong signature) use the template's ``GatewayResponses``.
 """
 
 import base64
 import hmac
+import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -23,6 +30,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.local.template import load_template
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 STAGE = "v1"
 _AUTHORIZATION = re.compile(
@@ -32,17 +41,53 @@ _AUTHORIZATION = re.compile(
 )
 
 
+# API Gateway's status for the answers the stand-in makes itself (a GatewayResponse may override it).
+_GATEWAY_STATUS = {"MISSING_AUTHENTICATION_TOKEN": 403, "INVALID_SIGNATURE": 403}
+_INVALID_SIGNATURE = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
+    "Access Key and signing method. Consult the service documentation for details."
+)
+
+
 @dataclass(frozen=True)
 class Route:
-    method: str
-    template: str  # e.g. /destinations/{destination_id}/ping
+    method: str  # GET, POST, ... or ANY
+    template: str  # e.g. /destinations/{destination_id}/ping, or /{proxy+} (greedy: one or more segments)
     handler: Handler
     iam: bool = True
 
     def match(self, path: str) -> dict[str, str] | None:
-        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(self.template))
+        pattern = re.escape(self.template)
+        pattern = re.sub(r"\\{(\w+)\\\+\\}", r"(?P<\1>.+)", pattern)
+        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", pattern)
         found = re.fullmatch(pattern, path)
         return found.groupdict() if found else None
+
+    @property
+    def specificity(self) -> tuple[int, ...]:
+        """Per path segment: literal 2, ``{param}`` 1, ``{proxy+}`` 0; the larger tuple is preferred."""
+        segments = self.template.split("/")[1:]
+        return tuple(0 if s.endswith("+}") else 1 if s.startswith("{") else 2 for s in segments)
+
+
+def template_routes(
+    handlers: Mapping[str, Handler], template: Mapping[str, Any] | None = None
+) -> list[Route]:
+    """The ``Api`` events of the template's functions as routes, each to the handler of its function
+    (``handlers`` by logical id, e.g. ``{"PingFunction": ..., "ReceiptFunction": ...}``): every function
+    with API events needs one, so that no path falls to another function's catch-all."""
+    resources = (template or load_template())["Resources"]
+    routes = []
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        events = resource["Properties"].get("Events", {}).values()
+        for event in (e["Properties"] for e in events if e["Type"] == "Api"):
+            if logical_id not in handlers:
+                raise ValueError(f"no handler for {logical_id}, which serves {event['Path']}")
+            iam = event.get("Auth", {}).get("Authorizer", "AWS_IAM") != "NONE"
+            routes.append(Route(event["Method"].upper(), event["Path"], handlers[logical_id], iam=iam))
+    return routes
 
 
 class _Context:
@@ -64,8 +109,11 @@ class LocalApiGateway:
         secret_key: str = "testing",
         region: str = "us-east-1",
         port: int = 0,
+        template: Mapping[str, Any] | None = None,
     ) -> None:
         self.routes = list(routes)
+        api = (template or load_template())["Resources"]["MonitorApi"]["Properties"]
+        self.gateway_responses: dict[str, Any] = api.get("GatewayResponses", {})
         self.credentials = Credentials(access_key, secret_key)
         self.region = region
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
@@ -81,7 +129,7 @@ class LocalApiGateway:
             def do_GET(self) -> None:
                 gateway._serve(self)
 
-            do_POST = do_DELETE = do_PUT = do_GET
+            do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = do_GET
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
@@ -109,20 +157,20 @@ class LocalApiGateway:
         split = urlsplit(request.path)
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(min(length, 10 * 1024 * 1024))
-        path = split.path.removeprefix(f"/{STAGE}")
-        status, headers, payload = (
-            403,
-            {"Content-Type": "application/json"},
-            b'{"message":"Missing Authentication Token"}',
-        )
-        for route in self.routes:
-            parameters = route.match(path)
-            if parameters is None or route.method != request.command:
-                continue
+        path = split.path.removeprefix(f"/{STAGE}") or "/"
+        matched = self._route(request.command, path)
+        route, parameters = matched if matched else (None, {})
+        identity = None
+        if route is not None:
             identity = self._verified_identity(request, body) if route.iam else {}
-            if identity is None:
-                payload = b'{"message":"The request signature we calculated does not match."}'
-                break
+        if route is None or (identity is None and not request.headers.get("Authorization")):
+            # No route, or unsigned: API Gateway cannot tell a caller which.
+            status, headers, payload = self.gateway_response(
+                "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
+            )
+        elif identity is None:
+            status, headers, payload = self.gateway_response("INVALID_SIGNATURE", _INVALID_SIGNATURE)
+        else:
             event = self._event(request, route, path, split.query, parameters, body, identity)
             answer = route.handler(event, _Context())
             status = int(answer["statusCode"])
@@ -130,7 +178,6 @@ class LocalApiGateway:
             headers |= {k: v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items() if v}
             raw = answer.get("body") or ""
             payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else raw.encode()
-            break
         self.requests.append((request.command, path, status))
         request.send_response(status)
         for name, value in headers.items():
@@ -138,6 +185,33 @@ class LocalApiGateway:
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
         request.wfile.write(payload)
+
+    def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route API Gateway would take: the most specific path, then its own method over ANY."""
+        candidates = [
+            (route, parameters)
+            for route in self.routes
+            if route.method in (method, "ANY") and (parameters := route.match(path)) is not None
+        ]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda found: (found[0].specificity, found[0].method != "ANY"))
+
+    def gateway_response(self, response_type: str, message: str) -> tuple[int, dict[str, str], bytes]:
+        """An answer API Gateway makes itself, through the template's GatewayResponses (or its default)."""
+        status = _GATEWAY_STATUS[response_type]
+        default = self.gateway_responses.get("DEFAULT_4XX" if status < 500 else "DEFAULT_5XX")
+        response = self.gateway_responses.get(response_type, default)
+        if response is None:
+            return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+        body = response["ResponseTemplates"]["application/json"]
+        for variable, value in (
+            ("$context.error.messageString", json.dumps(message)),
+            ("$context.error.message", message),
+            ("$context.error.responseType", response_type),
+        ):
+            body = body.replace(variable, value)
+        return int(response.get("StatusCode", status)), {"Content-Type": "application/json"}, body.encode()
 
     def _verified_identity(self, request: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any] | None:
         """The caller's identity if the SigV4 signature is right for our credentials, else None."""

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from stripe_monitor.check_store import _MAX_UNPROCESSED_ROUNDS
+from stripe_monitor.health import Verdict
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment
-from tests.integration.api_events import ping_event
+from tests.integration.api_events import api_event, ping_event
 from tests.local.aws_faults import (
     BATCH_GET_ITEM,
     BATCH_WRITE_ITEM,
@@ -370,6 +371,50 @@ def test_two_runs_racing_for_the_same_scheduled_time_leave_one_record_per_destin
         assert sorted(accounted) == sorted(FLEET)
         assert summary["not_stored"] == [] and summary["errors"] == {}
     assert_one_record_per_destination(fleet)  # both runs pinged; Stripe made one event per destination
+    # The destinations' health moved once: run A's state writes met run B's and read again.
+    for destination_id in FLEET:
+        transitions = body(fleet.invoke(api_event("GET", f"/destinations/{destination_id}/transitions")))
+        assert [(t["from_health"], t["to_health"]) for t in transitions["transitions"]] == [(None, "healthy")]
+    states = body(fleet.invoke(api_event("GET", "/destinations")))["destinations"]
+    assert {s["last_check"]["pinged_at"] for s in states} == {"2026-11-27T04:00:00.000Z"}
+
+
+def test_a_warm_api_ping_of_a_known_destination_reads_no_state_and_claims_no_receipt(deployment, proxy):
+    deployment.stripe.add_destination(DESTINATION)
+    deployment.invoke(ping_event(DESTINATION))
+    before = proxy.calls
+
+    deployment.invoke(ping_event(DESTINATION))
+
+    # The check, and the state (a conditional write): no GetItem, no receipt look-up, the key cached.
+    assert dict(proxy.calls - before) == {PUT_ITEM: 1, UPDATE_ITEM: 1}
+
+
+def test_a_state_written_elsewhere_meanwhile_is_read_again_and_its_mute_respected(deployment, proxy):
+    import app
+
+    deployment.stripe.add_destination(DESTINATION)
+    deployment.invoke(ping_event(DESTINATION))  # healthy; this environment now holds the state
+    # Another execution environment mutes the destination and counts a lost ping into its health.
+    elsewhere = app.Monitor(app.get_settings(), app.CheckStore(deployment.table_name), lambda *_, **__: "")
+    elsewhere.mute(DESTINATION, datetime.now(UTC) + timedelta(hours=1))
+    elsewhere.observe_delivery(DESTINATION, Verdict.FAIL, "lost", "2026-12-01T00:00:00.000Z")
+    deployment.stripe.script(DESTINATION, [Fault("status", 500)], forever=True)
+    before = proxy.calls
+
+    deployment.invoke(ping_event(DESTINATION))  # the 2nd failure of the last 3: down
+
+    calls = proxy.calls - before
+    assert calls[UPDATE_ITEM] == 2  # a conflict on the stale version, then the write
+    assert calls[GET_ITEM] == 1  # the fresh read between them
+    [down] = [
+        t
+        for t in body(deployment.invoke(api_event("GET", f"/destinations/{DESTINATION}/transitions")))[
+            "transitions"
+        ]
+        if t["to_health"] == "down"
+    ]
+    assert down["muted"] is True  # the mute set elsewhere holds: no notification
 
 
 def test_a_secret_that_cannot_be_read_records_a_config_error_per_destination(fleet, proxy):

@@ -173,18 +173,24 @@ class CheckStore:
         item = answer.get("Item")
         return _state_from_item(_from_item(item)) if item else DestinationState(destination_id)
 
-    def save_state(self, state: DestinationState, *, previous_check_at: str | None) -> bool:
-        """Write the health part of a state if nobody else did since it was read (optimistic locking).
-
-        Returns False on a conflict; the mute is never overwritten (it is set separately).
-        """
+    def save_state(self, state: DestinationState) -> DestinationState | None:
+        """Write the health part of a state if nobody else did since ``state.version`` was read
+        (optimistic locking). Returns the state as stored (mute and receipt channel included, whoever
+        set them), or None on a conflict; the mute is never overwritten (it is set separately)."""
         values: dict[str, Any] = {
             ":health": state.health,
             ":since": state.health_since,
             ":reason": state.health_reason,
             ":recent": [str(v) for v in state.recent],
+            ":next": state.version + 1,
         }
-        sets = ["health = :health", "health_since = :since", "health_reason = :reason", "recent = :recent"]
+        sets = [
+            "health = :health",
+            "health_since = :since",
+            "health_reason = :reason",
+            "recent = :recent",
+            "version = :next",
+        ]
         if state.last_check is not None:
             values |= {":check": _without_none(state.last_check.to_dict()), ":at": state.last_check.pinged_at}
             sets += ["last_check = :check", "last_checked_at = :at"]
@@ -192,23 +198,24 @@ class CheckStore:
             values[":removed"] = state.removed_at
             sets.append("removed_at = :removed")
         update = "SET " + ", ".join(sets) + ("" if state.removed_at else " REMOVE removed_at")
-        condition = "attribute_not_exists(last_checked_at)"
-        if previous_check_at is not None:
-            values[":previous"] = previous_check_at
-            condition = "last_checked_at = :previous"
+        condition = "attribute_not_exists(version)"
+        if state.version:
+            values[":expected"] = state.version
+            condition = "version = :expected"
         try:
-            self._client.update_item(
+            answer = self._client.update_item(
                 TableName=self.table_name,
                 Key={"destination_id": {"S": STATE_PARTITION}, "pinged_at": {"S": state.destination_id}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues={k: _SERIALIZER.serialize(v) for k, v in values.items()},
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return _state_from_item(_from_item(answer["Attributes"]))
 
     def set_mute(self, destination_id: str, until: str | None) -> DestinationState:
         key = {"destination_id": {"S": STATE_PARTITION}, "pinged_at": {"S": destination_id}}
@@ -418,6 +425,7 @@ def _state_from_item(item: dict[str, Any]) -> DestinationState:
         removed_at=item.get("removed_at"),
         receipt_channel=item.get("receipt_channel"),
         last_receipt_at=item.get("last_receipt_at"),
+        version=int(item.get("version", 0)),
     )
 
 

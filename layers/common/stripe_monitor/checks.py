@@ -79,6 +79,10 @@ class Monitor:
         self._get_api_key = get_api_key
         self.alerts = alerts or AlertPublisher(None)
         self.deliveries = Deliveries(settings, store, self.observe_delivery)
+        # Each destination's state as this execution environment last read or wrote it: an API ping of a
+        # destination checked before needs no read. Writes are conditional on the state's version, so a
+        # stale entry costs a conflict and a fresh read, never a lost update.
+        self._states: dict[str, DestinationState] = {}
 
     # -- one destination, now (API or direct invoke) -------------------------------------------------
 
@@ -95,11 +99,13 @@ class Monitor:
         is sent or stored) and ``StorageError`` when the record cannot be written."""
         validate_destination_id(destination_id)
         key = idempotency_key or f"monitor-{uuid.uuid4()}"
-        try:
-            state = self.store.get_state(destination_id)
-        except Exception:  # the ping is still made, and recorded if storage works
-            logger.exception("destination state not read", destination_id=destination_id)
-            state = DestinationState(destination_id)
+        state = self._states.get(destination_id)
+        if state is None:
+            try:
+                state = self._read_state(destination_id)
+            except Exception:  # the ping is still made, and recorded if storage works
+                logger.exception("destination state not read", destination_id=destination_id)
+                state = DestinationState(destination_id)
         pinged_at = utc_now()
         result = self._ping_with_fresh_key_on_401(destination_id, key, deadline)
         record = self._record(result, Trigger(trigger), pinged_at, state=state)
@@ -170,6 +176,7 @@ class Monitor:
         """
         when = iso_ms(scheduled_time)
         states = self.store.load_states()
+        self._states.update(states)
         configured = self.settings.destination_ids
         api_key: str | None = None
         config_problem = ConfigError("no Stripe key")
@@ -319,9 +326,8 @@ class Monitor:
             if destination_id in listed or state.removed_at or state.last_check is None:
                 continue
             new_state, transition = state.removal(when, utc_now())
-            if self.store.save_state(new_state, previous_check_at=state.last_check.pinged_at):
-                self._publish(transition, new_state, api_url)
-                removals.append(transition)
+            if saved := self._save_state(new_state):
+                removals.append(self._publish_change(transition, saved, api_url))
         return removals
 
     # -- after every check: state, transitions, alerts, metrics ---------------------------------------
@@ -345,22 +351,43 @@ class Monitor:
         self, record: CheckRecord, state: DestinationState | None, api_url: str | None
     ) -> tuple[Transition | None, Health | None]:
         for _ in range(_STATE_WRITE_TRIES):
-            current = state or self.store.get_state(record.destination_id)
+            current = state or self._read_state(record.destination_id)
             previous_at = current.last_check.pinged_at if current.last_check else None
             if previous_at is not None and previous_at >= record.pinged_at:
                 return None, current.health  # an older check finishing late never moves health backwards
             new_state, transition = current.advance(
                 record, slow_ping_ms=self.settings.slow_ping_ms, now=utc_now()
             )
-            if self.store.save_state(new_state, previous_check_at=previous_at):
+            if saved := self._save_state(new_state):
                 if transition:
-                    self._publish(transition, new_state, api_url)
-                return transition, new_state.health
+                    transition = self._publish_change(transition, saved, api_url)
+                return transition, saved.health
             state = None  # somebody else wrote it: read again
         logger.warning(
             "destination state changed concurrently; left as is", destination_id=record.destination_id
         )
         return None, None
+
+    def _read_state(self, destination_id: str) -> DestinationState:
+        state = self._states[destination_id] = self.store.get_state(destination_id)
+        return state
+
+    def _save_state(self, state: DestinationState) -> DestinationState | None:
+        """Write a state if its version is still current; the stored state, or None after a conflict."""
+        saved = self.store.save_state(state)
+        if saved is None:
+            self._states.pop(state.destination_id, None)
+        else:
+            self._states[state.destination_id] = saved
+        return saved
+
+    def _publish_change(
+        self, transition: Transition, saved: DestinationState, api_url: str | None
+    ) -> Transition:
+        """Publish a transition with the mute as stored now (another environment may have set it)."""
+        transition = replace(transition, muted=saved.is_muted(utc_now()))
+        self._publish(transition, saved, api_url)
+        return transition
 
     def _publish(self, transition: Transition, state: DestinationState, api_url: str | None) -> None:
         self.store.add_transition(
@@ -400,15 +427,14 @@ class Monitor:
     ) -> None:
         """Count a delivery verdict (lost: failed, late: soft) into the destination's health."""
         for _ in range(_STATE_WRITE_TRIES):
-            current = self.store.get_state(destination_id)
-            previous_at = current.last_check.pinged_at if current.last_check else None
+            current = self._read_state(destination_id)
             last_error = reason if verdict is Verdict.FAIL else None
             new_state, transition = current.observe(
                 verdict, reason, at=at, last_error=last_error, now=utc_now()
             )
-            if self.store.save_state(new_state, previous_check_at=previous_at):
+            if saved := self._save_state(new_state):
                 if transition:
-                    self._publish(transition, new_state, api_url)
+                    self._publish_change(transition, saved, api_url)
                 return
 
     # -- reading --------------------------------------------------------------------------------------

@@ -72,7 +72,12 @@ class Deliveries:
 
     def claim(self, records: Iterable[CheckRecord]) -> None:
         """After checks are written: apply receipts that arrived before their check was stored."""
-        by_key = {(r.destination_id, r.event_id): r for r in records if r.event_id}
+        # Only a check that waits for a receipt can have one to claim (and most need no look-up).
+        by_key = {
+            (r.destination_id, r.event_id): r for r in records if r.event_id and r.delivery_status == PENDING
+        }
+        if not by_key:
+            return
         for key, receipt in self.store.receipts(by_key).items():
             self._apply(by_key[key], receipt)
 

@@ -38,6 +38,7 @@ class DestinationState:
     removed_at: str | None = None
     receipt_channel: str | None = None  # how receipts of this destination arrive, once one has
     last_receipt_at: str | None = None
+    version: int = 0  # bumped by every health write: the optimistic lock (0: never written)
 
     def is_muted(self, now: datetime) -> bool:
         return self.muted_until is not None and parse_iso(self.muted_until) > now
