@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from stripe_monitor.check_store import _MAX_UNPROCESSED_ROUNDS
+from stripe_monitor.check_store import _MAX_UNPROCESSED_ROUNDS, CheckStore
+from stripe_monitor.checks import Monitor
 from stripe_monitor.health import Verdict
+from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment
 from tests.integration.api_events import api_event, ping_event
@@ -391,12 +393,10 @@ def test_a_warm_api_ping_of_a_known_destination_reads_no_state_and_claims_no_rec
 
 
 def test_a_state_written_elsewhere_meanwhile_is_read_again_and_its_mute_respected(deployment, proxy):
-    import app
-
     deployment.stripe.add_destination(DESTINATION)
     deployment.invoke(ping_event(DESTINATION))  # healthy; this environment now holds the state
     # Another execution environment mutes the destination and counts a lost ping into its health.
-    elsewhere = app.Monitor(app.get_settings(), app.CheckStore(deployment.table_name), lambda *_, **__: "")
+    elsewhere = Monitor(get_settings(), CheckStore(deployment.table_name), lambda *_, **__: "")
     elsewhere.mute(DESTINATION, datetime.now(UTC) + timedelta(hours=1))
     elsewhere.observe_delivery(DESTINATION, Verdict.FAIL, "lost", "2026-12-01T00:00:00.000Z")
     deployment.stripe.script(DESTINATION, [Fault("status", 500)], forever=True)
