@@ -363,3 +363,27 @@ def test_a_json_secret_with_api_key_works(deployment, healthy):
     deployment.aws.put_secret(deployment.secret_id, json.dumps({"api_key": FAKE_STRIPE_KEY}))
 
     assert deployment.invoke(ping_event(healthy))["statusCode"] == 200
+
+
+def test_each_check_logs_one_json_line_correlated_with_the_api_request(deployment, healthy, caplog):
+    from stripe_monitor.observability import logger
+
+    deployment.invoke(ping_event(HEALTHY))
+
+    # The records as Powertools' JSON formatter writes them (it holds the invocation's correlation id).
+    formatter = logger.registered_formatter
+    lines = [json.loads(formatter.format(r)) for r in caplog.records if r.getMessage() == "check recorded"]
+    [check_line] = lines
+    request_id = load_event("api_ping.json")["requestContext"]["requestId"]
+    assert check_line["correlation_id"] == request_id
+    assert check_line["check"]["destination_id"] == HEALTHY
+    assert check_line["level"] == "INFO"
+
+
+def test_a_mute_body_over_the_limit_is_a_413(deployment):
+    event = api_event("POST", f"/destinations/{HEALTHY}/mute")
+    event["body"] = json.dumps({"until": "2030-01-01T00:00:00Z", "padding": "x" * 5000})
+
+    answer = deployment.invoke(event)
+
+    assert (answer["statusCode"], body(answer)["error"]["code"]) == (413, "body_too_large")

@@ -273,3 +273,28 @@ def test_metrics_count_checks_per_destination_and_fleet_wide_with_a_cold_start(a
     assert per[WEBHOOK]["DestinationHealth"] == [0]  # healthy
     assert per[PENDING_BRIDGE]["DestinationHealth"] == [1]  # degraded: the source is pending
     assert "PingLatency" in per[WEBHOOK] and "PingLatency" not in per[DISABLED]
+
+
+def test_one_slow_destination_neither_stops_nor_holds_up_the_others(deployment, monkeypatch):
+    slow, *others = [f"ed_test_61Isolation{n:010d}" for n in range(5)]
+    for destination_id in (slow, *others):
+        deployment.stripe.add_destination(destination_id)
+    deployment.stripe.script(slow, [Fault("hang", seconds=3)], forever=True)
+    configure(
+        monkeypatch,
+        DESTINATION_IDS=",".join((slow, *others)),
+        CHECK_WORKERS="2",
+        STRIPE_READ_TIMEOUT="0.3",
+        STRIPE_MAX_RETRIES="1",
+        STRIPE_REQUESTS_PER_SECOND="100",
+    )
+
+    summary = run(deployment)
+
+    outcomes = {c["destination_id"]: c["outcome"] for c in summary["checks"]}
+    assert outcomes == {slow: "timeout"} | dict.fromkeys(others, "ok")
+    # While one worker waited on the slow destination, the other pinged every other one: all of their
+    # pings reached Stripe before the slow destination's second (last) attempt.
+    pings = [r.destination_id for r in deployment.stripe.requests if r.route == "ping"]
+    last_slow_attempt = len(pings) - 1 - pings[::-1].index(slow)
+    assert set(pings[:last_slow_attempt]) >= set(others)

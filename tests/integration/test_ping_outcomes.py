@@ -115,6 +115,19 @@ def test_a_refused_connection_is_a_network_error(stripe):
     assert (result.outcome, result.attempts) == (Outcome.NETWORK_ERROR, 2)
 
 
+def test_a_tls_handshake_that_fails_is_a_network_error(stripe):
+    # https:// to the stand-in, which speaks plain HTTP: the TLS handshake fails, as with a proxy or a
+    # certificate problem; nothing reaches the stand-in as a request.
+    result = ping(stripe, api_base=stripe.url.replace("http://", "https://"), max_retries=1)
+
+    assert (result.outcome, result.http_status, result.error_code) == (
+        Outcome.NETWORK_ERROR,
+        None,
+        "network_error",
+    )
+    assert stripe.requests == []
+
+
 def test_resets_on_every_attempt_are_a_network_error(stripe):
     stripe.script(DESTINATION, [Fault("reset")], forever=True)
 

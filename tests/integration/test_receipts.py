@@ -399,3 +399,40 @@ def test_an_out_of_range_wait_is_a_400_and_nothing_is_sent(deployment, receipts,
 
     assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (400, "invalid_wait")
     assert deployment.stripe.ping_count(PROBE) == 0
+
+
+def receipt_function_call(path: str, body: str) -> dict[str, Any]:
+    event = api_event("POST", path)
+    event["body"] = body
+    answer: dict[str, Any] = RECEIPT_APP.lambda_handler(event, FakeLambdaContext())
+    return answer
+
+
+def test_a_webhook_body_over_the_limit_is_a_400_and_nothing_is_recorded(deployment, receipts):
+    body, headers = signed(thin_ping(PROBE) | {"padding": "x" * RECEIPT_APP.MAX_WEBHOOK_BYTES})
+
+    answer = post_webhook(receipts, body, headers)
+
+    assert (answer.status, answer.json()["error"]["code"]) == (400, "body_too_large")
+    assert deployment.items() == []
+
+
+def test_an_application_receipt_over_the_limit_is_a_400(deployment, receipts):
+    answer = receipt_function_call("/receipts", "x" * (RECEIPT_APP.MAX_RECEIPT_BYTES + 1))
+
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (400, "body_too_large")
+
+
+def test_a_webhook_without_a_configured_signing_secret_is_a_503_that_says_so(deployment, monkeypatch):
+    monkeypatch.delenv("WEBHOOK_SECRET_ID", raising=False)
+    reset_caches()
+    RECEIPT_APP.monitor.cache_clear()
+    body, headers = signed(thin_ping(PROBE))
+    event = api_event("POST", "/webhooks/stripe", headers=headers)
+    event["body"] = body.decode()
+
+    answer = RECEIPT_APP.lambda_handler(event, FakeLambdaContext())
+
+    assert answer["statusCode"] == 503
+    assert json.loads(answer["body"])["error"]["code"] == "not_configured"
+    assert deployment.items() == []

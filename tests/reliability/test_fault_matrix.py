@@ -381,6 +381,22 @@ def test_two_runs_racing_for_the_same_scheduled_time_leave_one_record_per_destin
     assert {s["last_check"]["pinged_at"] for s in states} == {"2026-11-27T04:00:00.000Z"}
 
 
+def test_a_runs_state_writes_go_out_together_not_one_after_another(fleet, proxy):
+    proxy.inject(AwsFault(UPDATE_ITEM, kind="hold", times=None))
+    summary: dict[str, Any] = {}
+    run = threading.Thread(target=lambda: summary.update(scheduled(fleet)))
+    run.start()
+
+    overlapping = proxy.wait_for_hold(count=len(FLEET), timeout=10)
+    proxy.release()
+    run.join(timeout=10)
+
+    assert overlapping, "the destinations' state writes were not in flight at the same time"
+    assert summary["checked"] == len(FLEET) and summary["errors"] == {}
+    states = body(fleet.invoke(api_event("GET", "/destinations")))["destinations"]
+    assert {s["health"] for s in states} == {"healthy"}
+
+
 def test_a_warm_api_ping_of_a_known_destination_reads_no_state_and_claims_no_receipt(deployment, proxy):
     deployment.stripe.add_destination(DESTINATION)
     deployment.invoke(ping_event(DESTINATION))

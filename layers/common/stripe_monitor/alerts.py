@@ -1,5 +1,6 @@
 """The only module that touches SNS: tells people when a destination's health changes."""
 
+import threading
 from typing import Any
 
 import boto3
@@ -17,12 +18,14 @@ class AlertPublisher:
     def __init__(self, topic_arn: str | None, client: Any | None = None) -> None:
         self.topic_arn = topic_arn
         self._client = client  # created at the first alert: most runs publish none (cold start)
+        self._client_lock = threading.Lock()  # a run's workers may alert at once; boto3.client() is not safe
 
     def publish(self, transition: Transition, state: DestinationState, api_url: str | None) -> bool:
         if not self.topic_arn or transition.muted:
             return False
-        if self._client is None:
-            self._client = boto3.client("sns", config=_BOTO_CONFIG)
+        with self._client_lock:
+            if self._client is None:
+                self._client = boto3.client("sns", config=_BOTO_CONFIG)
         subject, message = alert_text(transition, state, api_url)
         self._client.publish(
             TopicArn=self.topic_arn,

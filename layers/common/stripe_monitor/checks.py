@@ -335,16 +335,27 @@ class Monitor:
     def _after_checks(
         self, records: Iterable[CheckRecord], states: dict[str, DestinationState], api_url: str | None
     ) -> list[Transition]:
-        transitions = []
-        for record in records:
-            health = None
+        """Each check moves its destination's state (one conditional write each, by the run's workers at
+        once: one after another they would take longer than the pings); then logs and metrics."""
+        records = list(records)
+
+        def advance(record: CheckRecord) -> tuple[Transition | None, Health | None]:
             try:
-                transition, health = self._advance_state(record, states.get(record.destination_id), api_url)
-                if transition:
-                    transitions.append(transition)
+                return self._advance_state(record, states.get(record.destination_id), api_url)
             except Exception:  # the check is stored; a failed state update must not hide it
                 logger.exception("destination state not updated", destination_id=record.destination_id)
-            _observe(record, health)
+                return None, None
+
+        if len(records) > 1:
+            with ThreadPoolExecutor(max_workers=min(self.settings.check_workers, len(records))) as pool:
+                advanced = list(pool.map(advance, records))
+        else:
+            advanced = [advance(record) for record in records]
+        transitions = []
+        for record, (transition, health) in zip(records, advanced, strict=True):
+            if transition:
+                transitions.append(transition)
+            _observe(record, health)  # metrics on this thread: Powertools Metrics is not thread-safe
         return transitions
 
     def _advance_state(
