@@ -123,9 +123,8 @@ def state_of(deployment: Deployment, destination_id: str, *, until_health: str) 
     """The destination in ``GET /destinations``, once it has that health (waits, bounded)."""
     for _ in range(100):
         answer = deployment.invoke(api_event("GET", "/destinations"))
-        [state] = [
-            d for d in json.loads(answer["body"])["destinations"] if d["destination_id"] == destination_id
-        ]
+        states: list[dict[str, Any]] = json.loads(answer["body"])["destinations"]
+        [state] = [d for d in states if d["destination_id"] == destination_id]
         if state["health"] == until_health:
             break
         time.sleep(0.05)

@@ -43,6 +43,15 @@ def checks_in_table(aws: AwsStandIn) -> list[dict[str, Any]]:
     return [i for i in items if i["destination_id"]["S"].startswith("ed_")]
 
 
+def assert_stored_as_answered(aws: AwsStandIn, answer: dict[str, Any]) -> None:
+    """The item the function wrote holds what it answered."""
+    key = {"destination_id": {"S": answer["destination_id"]}, "pinged_at": {"S": answer["pinged_at"]}}
+    item = aws.client("dynamodb").get_item(TableName=LOCAL_ENV["TABLE_NAME"], Key=key)["Item"]
+    for field in ("outcome", "trigger", "idempotency_key", "event_id", "stripe_request_id"):
+        assert item[field]["S"] == answer[field], field
+    assert int(item["attempts"]["N"]) == answer["attempts"]
+
+
 @pytest.mark.parametrize("event_file", EVENT_FILES)
 def test_sam_local_invoke_runs_each_committed_event(sam_local, built_template, standins, event_file):
     aws, _ = standins
@@ -64,6 +73,7 @@ def test_sam_local_invoke_runs_each_committed_event(sam_local, built_template, s
         if event_file == "api_ping.json":
             assert (body["destination_id"], body["outcome"]) == (HEALTHY, "ok")
             assert written == 1
+            assert_stored_as_answered(aws, body)
         elif event_file == "api_history.json":
             assert isinstance(body["pings"], list)
         else:
@@ -75,6 +85,7 @@ def test_sam_local_invoke_runs_each_committed_event(sam_local, built_template, s
     else:
         assert (answer["destination_id"], answer["outcome"], answer["trigger"]) == (HEALTHY, "ok", "invoke")
         assert written == 1
+        assert_stored_as_answered(aws, answer)
     assert sam_local.non_loopback_traffic() == []
 
 
@@ -85,6 +96,7 @@ def test_sam_local_start_api_serves_the_routes(sam_local, built_template, standi
         invalid = api.post("/destinations/not-an-id/ping")
         history = api.get(f"/destinations/{HEALTHY}/pings?limit=2")
         destinations = api.get("/destinations")
+        wrong_method = api.get(f"/destinations/{HEALTHY}/ping")  # through the template's ANY route
 
     assert (ping.status, ping.json()["outcome"]) == (200, "ok")
     assert (unknown.status, unknown.json()["outcome"]) == (404, "not_found")
@@ -92,6 +104,7 @@ def test_sam_local_start_api_serves_the_routes(sam_local, built_template, standi
     assert history.status == 200 and 1 <= len(history.json()["pings"]) <= 2
     assert history.json()["pings"][0]["pinged_at"] == ping.json()["pinged_at"]
     assert destinations.status == 200
+    assert (wrong_method.status, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
     assert HEALTHY in {d["destination_id"] for d in destinations.json()["destinations"]}
     assert api.leftover_containers == []
     assert sam_local.non_loopback_traffic() == []
