@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from tests.local.aws_standin import FAKE_CREDENTIALS, REGION
+from tests.local.aws_standin import aws_environment
 
 PUT_ITEM = "DynamoDB_20120810.PutItem"
 BATCH_WRITE_ITEM = "DynamoDB_20120810.BatchWriteItem"
@@ -195,12 +195,7 @@ class AwsFaultProxy:
     @property
     def environment(self) -> dict[str, str]:
         """What the code under test needs to reach AWS through this proxy."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            **FAKE_CREDENTIALS,
-        }
+        return aws_environment(self.endpoint_url)
 
     # -- faults ----------------------------------------------------------------------------------
 

@@ -23,6 +23,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def aws_environment(endpoint_url: str) -> dict[str, str]:
+    """The environment that points boto3 at a local endpoint, with fake credentials and the region."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        **FAKE_CREDENTIALS,
+    }
+
+
 class AwsStandIn:
     def __init__(self, port: int = 0) -> None:
         self.port = port or free_port()
@@ -35,12 +45,7 @@ class AwsStandIn:
     @property
     def environment(self) -> dict[str, str]:
         """What a process needs to use this stand-in instead of AWS."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            **FAKE_CREDENTIALS,
-        }
+        return aws_environment(self.endpoint_url)
 
     def start(self) -> Self:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
