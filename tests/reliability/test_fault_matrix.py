@@ -381,6 +381,23 @@ def test_two_runs_racing_for_the_same_scheduled_time_leave_one_record_per_destin
     assert {s["last_check"]["pinged_at"] for s in states} == {"2026-11-27T04:00:00.000Z"}
 
 
+def test_a_client_retrying_an_api_ping_after_a_storage_error_gets_one_record_and_one_stripe_event(
+    deployment, proxy
+):
+    deployment.stripe.add_destination(DESTINATION)
+    proxy.inject(AwsFault.access_denied(PUT_ITEM, times=1))  # the first PutItem fails (not retryable)
+
+    failed = deployment.invoke(ping_event(DESTINATION, KEY))
+    retried = deployment.invoke(ping_event(DESTINATION, KEY))  # the caller retries with its key
+
+    assert failed["statusCode"] == 500 and body(failed)["error"]["code"] == "storage_error"
+    assert retried["statusCode"] == 200
+    first, second = body(failed)["check"], body(retried)
+    assert second["event_id"] == first["event_id"]  # Stripe replayed the first answer to the same key
+    assert deployment.stripe.event_count(DESTINATION) == 1
+    assert [c["event_id"] for c in stored_checks(deployment)] == [first["event_id"]]
+
+
 def test_a_runs_state_writes_go_out_together_not_one_after_another(fleet, proxy):
     proxy.inject(AwsFault(UPDATE_ITEM, kind="hold", times=None))
     summary: dict[str, Any] = {}
