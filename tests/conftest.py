@@ -212,21 +212,26 @@ def python313_bin_dir() -> str:
     return str(Path(found.stdout.strip()).parent)
 
 
-@pytest.fixture(scope="session")
-def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``sam build`` for x86_64 (this machine), once per test session; returns the build directory."""
+def sam_build_into(build_dir: Path) -> None:
+    """``sam build`` of template.yaml for x86_64 (this machine) into ``build_dir``."""
     import subprocess
 
     sam = TOOLS_BIN / "sam"
     if not sam.exists():
         pytest.fail(f"{sam} is missing: run 'make test' (it creates the tools environment)")
-    build_dir = tmp_path_factory.mktemp("sam-build")
     env = os.environ | {"PATH": f"{python313_bin_dir()}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
     subprocess.run(
         [str(sam), "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir", str(build_dir),
          "--parameter-overrides", "Architecture=x86_64"],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The x86_64 build, once per test session; returns the build directory."""
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    sam_build_into(build_dir)
     return build_dir
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TOOLS_BIN, python313_bin_dir
+from tests.conftest import ROOT, python313_bin_dir, sam_build_into
 from tests.local.template import load_template
 
 pytestmark = pytest.mark.sam
@@ -64,15 +64,6 @@ def tree_digest(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
-
-
-def sam_build_into(build_dir: Path) -> None:
-    env = os.environ | {"PATH": f"{python313_bin_dir()}:{os.environ['PATH']}", "SAM_CLI_TELEMETRY": "0"}
-    subprocess.run(
-        [str(TOOLS_BIN / "sam"), "build", "--template-file", str(ROOT / "template.yaml"), "--build-dir",
-         str(build_dir), "--parameter-overrides", "Architecture=x86_64"],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
 
 
 def test_every_shipped_module_has_unchecked_hash_bytecode_for_python313(sam_build):

@@ -49,12 +49,14 @@ def monitor() -> Monitor:
     )
 
 
-def _json(status: int, body: object) -> Response[str]:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps(body), headers=headers
+    )
 
 
-def _error(status: int, code: str, message: str) -> Response[str]:
-    return _json(status, {"error": {"code": code, "message": message}})
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
+    return _json(status, {"error": {"code": code, "message": message}}, headers)
 
 
 @app.post("/webhooks/stripe")
@@ -152,14 +154,8 @@ def not_found(_: Exception) -> Response[str]:
     """Other methods on this function's paths reach it too (the template's ANY routes): 405, not 404."""
     path, method = app.current_event.path, app.current_event.http_method
     if path in _ROUTES:
-        return Response(
-            status_code=405,
-            content_type="application/json",
-            body=json.dumps(
-                {"error": {"code": "method_not_allowed", "message": f"{method} is not allowed on {path}"}}
-            ),
-            headers={"Allow": ", ".join(_ROUTES[path])},
-        )
+        allowed = {"Allow": ", ".join(_ROUTES[path])}
+        return _error(405, "method_not_allowed", f"{method} is not allowed on {path}", allowed)
     return _error(404, "not_found", f"no route for {method} {path}")
 
 
