@@ -589,7 +589,7 @@ def stand_ins() -> Iterator[tuple[StripeStandIn, AwsStandIn, UdpSink, Path]]:
     try:
         with (
             StripeStandIn(api_key=STRIPE_KEY) as stripe,
-            AwsStandIn() as aws,
+            AwsStandIn(own_process=True) as aws,
             tempfile.TemporaryDirectory(prefix="stripe-monitor-bench-") as workdir,
         ):
             yield stripe, aws, sink, Path(workdir)

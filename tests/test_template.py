@@ -398,7 +398,6 @@ def test_function_can_read_and_write_exactly_the_results_table(function: dict[st
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "dynamodb:BatchWriteItem",
         "dynamodb:Query",
     }
     dynamodb = [

@@ -7,8 +7,6 @@ header, e.g. ``DynamoDB_20120810.PutItem`` or ``secretsmanager.GetSecretValue``)
 - ``error``:       answer with an AWS JSON error (``ProvisionedThroughputExceededException``,
                    ``ThrottlingException``, ``AccessDeniedException`` ...) in the wire format of the
                    service, so botocore classifies and retries it exactly as it would the real one;
-- ``unprocessed``: forward only part of a ``BatchWriteItem`` and hand the rest back as
-                   ``UnprocessedItems``, as DynamoDB does under load;
 - ``hold``:        keep the request waiting until ``release()`` (to line up races between two runs);
 - ``drop``:        close the connection without an answer, before moto sees the request;
 - ``lose_answer``: forward to moto, then close the connection instead of answering: the write happened
@@ -45,22 +43,19 @@ from urllib.parse import urlsplit
 from tests.local.aws_standin import aws_environment
 
 PUT_ITEM = "DynamoDB_20120810.PutItem"
-BATCH_WRITE_ITEM = "DynamoDB_20120810.BatchWriteItem"
 BATCH_GET_ITEM = "DynamoDB_20120810.BatchGetItem"
 QUERY = "DynamoDB_20120810.Query"
 GET_SECRET_VALUE = "secretsmanager.GetSecretValue"
-# Where a check is written: PutItem (API pings, direct invokes), BatchWriteItem (scheduled runs).
-WRITE_OPERATIONS = (PUT_ITEM, BATCH_WRITE_ITEM)
 # Every DynamoDB operation that writes (conditionally or not).
 DYNAMODB_WRITES = frozenset(
-    {PUT_ITEM, BATCH_WRITE_ITEM, "DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.DeleteItem",
-     "DynamoDB_20120810.TransactWriteItems"}
+    {PUT_ITEM, "DynamoDB_20120810.UpdateItem", "DynamoDB_20120810.DeleteItem",
+     "DynamoDB_20120810.BatchWriteItem", "DynamoDB_20120810.TransactWriteItems"}
 )  # fmt: skip
 
 if TYPE_CHECKING:
     import pytest
 
-AwsFaultKind = Literal["error", "unprocessed", "hold", "drop", "lose_answer"]
+AwsFaultKind = Literal["error", "hold", "drop", "lose_answer"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "x-amz-crc32"}
 _DYNAMODB_PREFIX = "DynamoDB_20120810."
 
@@ -76,13 +71,8 @@ class AwsFault:
     message: str = "Injected fault."
     times: int | None = 1
     match: str | None = None
-    # kind="unprocessed": hand back the write requests whose compact JSON contains this text; when None,
-    # the second half of every table's write requests (at least one).
-    unprocessed_match: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind == "unprocessed" and self.operations != frozenset({BATCH_WRITE_ITEM}):
-            raise ValueError("unprocessed items only exist for BatchWriteItem")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None for forever)")
 
@@ -102,9 +92,9 @@ class AwsFault:
         return cls(operation, code=code, message="Rate exceeded (injected).", times=times, **more)
 
     @classmethod
-    def access_denied(cls, operation: str, *, times: int | None = None) -> AwsFault:
+    def access_denied(cls, operation: str, *, times: int | None = None, match: str | None = None) -> AwsFault:
         message = "User is not authorized to perform this action (injected)."
-        return cls(operation, code="AccessDeniedException", message=message, times=times)
+        return cls(operation, code="AccessDeniedException", message=message, times=times, match=match)
 
 
 @dataclass
@@ -367,12 +357,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "error":
             self._send_error(record, fault)
             return
-        held_back: dict[str, list[Any]] = {}
-        if fault is not None and fault.kind == "unprocessed":
-            body, held_back = _split_batch(body, fault.unprocessed_match)
-            if not json.loads(body)["RequestItems"]:
-                self._send(record, 200, [], _dynamodb_json({"UnprocessedItems": held_back}))
-                return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Content-Length"] = str(len(body))
         try:
@@ -389,10 +373,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if held_back:
-            merged = json.loads(answer or b"{}")
-            merged["UnprocessedItems"] = _merge_unprocessed(merged.get("UnprocessedItems") or {}, held_back)
-            answer = _dynamodb_json(merged)
         self._send(record, status, answer_headers, answer)
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -440,46 +420,13 @@ def _compact(body: bytes) -> str:
         return body.decode("utf-8", "replace")
 
 
-def _dynamodb_json(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload).encode()
-
-
-def _split_batch(body: bytes, unprocessed_match: str | None) -> tuple[bytes, dict[str, list[Any]]]:
-    """The BatchWriteItem body to forward, and the write requests handed back as unprocessed."""
-    request = json.loads(body)
-    forward: dict[str, list[Any]] = {}
-    held_back: dict[str, list[Any]] = {}
-    for table, writes in request["RequestItems"].items():
-        if unprocessed_match is None:
-            cut = min(len(writes) // 2, len(writes) - 1)
-            keep, back = writes[:cut], writes[cut:]
-        else:
-            back = [w for w in writes if unprocessed_match in json.dumps(w, separators=(",", ":"))]
-            keep = [w for w in writes if w not in back]
-        if keep:
-            forward[table] = keep
-        if back:
-            held_back[table] = back
-    request["RequestItems"] = forward
-    return json.dumps(request).encode(), held_back
-
-
-def _merge_unprocessed(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    merged = {table: list(writes) for table, writes in a.items()}
-    for table, writes in b.items():
-        merged.setdefault(table, []).extend(writes)
-    return merged
-
-
 def shorten_sdk_backoff(monkeypatch: pytest.MonkeyPatch, cap_seconds: float = 0.02) -> None:
-    """Cap the sleeps between AWS retries (botocore's reach 20 s in standard mode; the check store's
-    between rounds of unprocessed batch items reach 1 s) so that fault tests stay quick.
+    """Cap the sleeps between AWS retries (botocore's reach 20 s in standard mode) so that fault tests
+    stay quick.
 
     Only the sleeping changes: which errors are retried, and how many attempts are made, do not.
     """
     import botocore.endpoint
-
-    from stripe_monitor import check_store
 
     def short_sleep(seconds: float) -> None:
         time.sleep(min(seconds, cap_seconds))
@@ -487,5 +434,3 @@ def shorten_sdk_backoff(monkeypatch: pytest.MonkeyPatch, cap_seconds: float = 0.
     shim = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
     shim.sleep = short_sleep
     monkeypatch.setattr(botocore.endpoint, "time", shim)
-    if isinstance(getattr(check_store, "time", None), types.ModuleType):
-        monkeypatch.setattr(check_store, "time", shim)

@@ -5,6 +5,9 @@ The code under test finds it through the standard ``AWS_ENDPOINT_URL``; nothing 
 
 import logging
 import socket
+import subprocess
+import sys
+import time
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,9 +37,15 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
 
 
 class AwsStandIn:
-    def __init__(self, port: int = 0) -> None:
+    """moto's server in a thread of this process, or (``own_process=True``) in a process of its own, as the
+    benchmark runs it: there moto's CPU time must not hold up the Stripe stand-in in this process."""
+
+    def __init__(self, port: int = 0, *, own_process: bool = False) -> None:
         self.port = port or free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = (
+            None if own_process else ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        )
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -48,12 +57,33 @@ class AwsStandIn:
         return aws_environment(self.endpoint_url)
 
     def start(self) -> Self:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
-        self._server.start()
-        return self
+        if self._server is not None:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
+            self._server.start()
+            return self
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        give_up = time.monotonic() + 30
+        while time.monotonic() < give_up:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self._process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"moto's server did not start on port {self.port}")
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.stop()
+        elif self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -14,20 +14,14 @@ from typing import Any
 
 import pytest
 
-from stripe_monitor.check_store import _MAX_UNPROCESSED_ROUNDS, CheckStore
+from stripe_monitor.check_store import CheckStore
 from stripe_monitor.checks import Monitor
 from stripe_monitor.health import Verdict
 from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment
 from tests.integration.api_events import api_event, ping_event
-from tests.local.aws_faults import (
-    BATCH_GET_ITEM,
-    BATCH_WRITE_ITEM,
-    GET_SECRET_VALUE,
-    PUT_ITEM,
-    AwsFault,
-)
+from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, AwsFault
 from tests.local.aws_standin import free_port
 from tests.local.stripe_standin import Fault, StripeStandIn
 from tests.reliability.support import body, configure, logged, stored_checks, without_none
@@ -46,6 +40,9 @@ FLEET = [f"ed_test_61FaultFleet{n:010d}" for n in range(6)]
 def check_put(destination_id: str = DESTINATION) -> str:
     """Text that only the PutItem of this destination's check contains (not a state or transition write)."""
     return f'"destination_id":{{"S":"{destination_id}"}}'
+
+
+FLEET_CHECK_PUT = check_put("ed_test_61FaultFleet")[:-2]  # the PutItem of any fleet destination's check
 
 
 # ------------------------------------------------------------------------------------------ Stripe
@@ -263,18 +260,18 @@ def assert_one_record_per_destination(deployment: Deployment, when: datetime = S
         assert scheduled_keys(deployment.stripe, check["destination_id"]) == {check["idempotency_key"]}
 
 
+def fleet_check_puts(proxy: Any) -> int:
+    return sum(1 for r in proxy.requests_for(PUT_ITEM) if FLEET_CHECK_PUT in r.compact())
+
+
 @pytest.mark.parametrize(
     ("fault", "writes"),
     [
-        (AwsFault.throttle(BATCH_WRITE_ITEM, times=None), BOTO_ATTEMPTS),
-        (AwsFault.access_denied(BATCH_WRITE_ITEM), 1),
-        (AwsFault(BATCH_WRITE_ITEM, kind="drop", times=None), BOTO_ATTEMPTS),
+        (AwsFault.throttle(PUT_ITEM, times=None, match=FLEET_CHECK_PUT), BOTO_ATTEMPTS),
+        (AwsFault.access_denied(PUT_ITEM, match=FLEET_CHECK_PUT), 1),
+        (AwsFault(PUT_ITEM, kind="drop", times=None, match=FLEET_CHECK_PUT), BOTO_ATTEMPTS),
     ],
-    ids=[
-        "BatchWriteItem throttled forever",
-        "BatchWriteItem access denied",
-        "BatchWriteItem dropped forever",
-    ],
+    ids=["PutItem throttled forever", "PutItem access denied", "PutItem dropped forever"],
 )
 def test_a_scheduled_run_that_cannot_store_reports_logs_and_raises_and_its_retry_records_each_once(
     fleet, proxy, caplog, fault, writes
@@ -289,7 +286,7 @@ def test_a_scheduled_run_that_cannot_store_reports_logs_and_raises_and_its_retry
     assert sorted(line["check"]["destination_id"] for line in logged(caplog, "check not stored")) == sorted(
         FLEET
     )
-    assert proxy.calls[BATCH_WRITE_ITEM] == writes  # bounded
+    assert fleet_check_puts(proxy) == writes * len(FLEET)  # bounded
     assert stored_checks(fleet) == []
 
     proxy.clear()
@@ -299,36 +296,25 @@ def test_a_scheduled_run_that_cannot_store_reports_logs_and_raises_and_its_retry
     assert_one_record_per_destination(fleet)
 
 
-def test_throttled_batch_writes_are_retried_and_every_check_is_recorded(fleet, proxy):
-    proxy.inject(AwsFault.throttle(BATCH_WRITE_ITEM, times=2))
+def test_throttled_check_writes_are_retried_and_every_check_is_recorded(fleet, proxy):
+    proxy.inject(AwsFault.throttle(PUT_ITEM, times=2, match=FLEET_CHECK_PUT))
 
     summary = scheduled(fleet)
 
     assert (summary["checked"], summary["not_stored"]) == (len(FLEET), [])
-    assert proxy.calls[BATCH_WRITE_ITEM] == 3
+    assert fleet_check_puts(proxy) == len(FLEET) + 2
     assert_one_record_per_destination(fleet)
 
 
-def test_unprocessed_batch_items_are_written_on_a_later_round(fleet, proxy):
-    proxy.inject(AwsFault(BATCH_WRITE_ITEM, kind="unprocessed", times=2))
-
-    summary = scheduled(fleet)
-
-    assert (summary["checked"], summary["not_stored"]) == (len(FLEET), [])
-    assert proxy.calls[BATCH_WRITE_ITEM] == 3  # two partial answers, then the rest in one go
-    assert proxy.injected[BATCH_WRITE_ITEM] == 2
-    assert_one_record_per_destination(fleet)
-
-
-def test_items_that_stay_unprocessed_are_reported_and_the_retry_records_only_them(fleet, proxy, caplog):
+def test_a_check_that_cannot_be_stored_is_reported_and_the_retry_records_only_it(fleet, proxy, caplog):
     stuck = FLEET[2]
-    proxy.inject(AwsFault(BATCH_WRITE_ITEM, kind="unprocessed", times=None, unprocessed_match=stuck))
+    proxy.inject(AwsFault.throttle(PUT_ITEM, times=None, match=check_put(stuck)))
 
     with pytest.raises(RuntimeError, match="1 checks could not be stored"):
         scheduled(fleet)
 
     assert [line["check"]["destination_id"] for line in logged(caplog, "check not stored")] == [stuck]
-    assert proxy.calls[BATCH_WRITE_ITEM] == _MAX_UNPROCESSED_ROUNDS  # bounded rounds
+    assert sum(1 for r in proxy.requests_for(PUT_ITEM) if check_put(stuck) in r.compact()) == BOTO_ATTEMPTS
     assert sorted(c["destination_id"] for c in stored_checks(fleet)) == sorted(set(FLEET) - {stuck})
 
     proxy.clear()
@@ -355,13 +341,13 @@ def test_a_failed_read_of_existing_checks_raises_before_anything_is_pinged(fleet
 
 
 def test_two_runs_racing_for_the_same_scheduled_time_leave_one_record_per_destination(fleet, proxy):
-    # Run A reads (nothing recorded yet), pings, and is held just before it writes; run B, a redelivery of
-    # the same scheduled time, runs from start to end meanwhile; then A writes.
-    proxy.inject(AwsFault(BATCH_WRITE_ITEM, kind="hold"))
+    # Run A reads (nothing recorded yet), pings, and is held just before it writes its checks; run B, a
+    # redelivery of the same scheduled time, runs from start to end meanwhile; then A writes.
+    proxy.inject(AwsFault(PUT_ITEM, kind="hold", times=len(FLEET), match=FLEET_CHECK_PUT))
     first: dict[str, Any] = {}
     run_a = threading.Thread(target=lambda: first.update(scheduled(fleet)))
     run_a.start()
-    assert proxy.wait_for_hold(timeout=10), "run A never reached its write"
+    assert proxy.wait_for_hold(count=len(FLEET), timeout=10), "run A never reached its writes"
 
     second = scheduled(fleet)
     proxy.release()

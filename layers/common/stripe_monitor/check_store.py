@@ -14,9 +14,7 @@ the first: a receipt that arrives before its check is stored is still matched.
 import base64
 import binascii
 import json
-import random
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -33,9 +31,7 @@ STATE_PARTITION = "#state"
 TRANSITION_PREFIX = "#transition#"
 RECEIPT_PREFIX = "#receipt#"
 RECENT_CHECKS_SEARCHED = 50  # a receipt is matched among the destination's newest checks
-BATCH_WRITE_SIZE = 25
 _MAX_SAME_MILLISECOND = 20
-_MAX_UNPROCESSED_ROUNDS = 8
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 _BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 4})
@@ -43,14 +39,6 @@ _BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "stand
 
 class DuplicateCheckError(Exception):
     """A check with this exact key exists already (a redelivered scheduled run)."""
-
-
-class UnprocessedItemsError(Exception):
-    """DynamoDB kept refusing some batch items; their keys are in ``keys``."""
-
-    def __init__(self, keys: list[tuple[str, str]]) -> None:
-        super().__init__(f"{len(keys)} items not written after retries")
-        self.keys = keys
 
 
 class InvalidCursorError(ValueError):
@@ -85,30 +73,10 @@ class CheckStore:
                 record = _one_ms_later(record)
         raise RuntimeError("too many checks of one destination in the same millisecond")
 
-    def put_checks(self, records: Sequence[CheckRecord]) -> None:
-        """Write many checks with BatchWriteItem, retrying unprocessed items with backoff.
-
-        Used for scheduled checks, whose keys derive from the scheduled time: writing one again writes the
-        same item, so a retried or redelivered run stays at one record per destination and time.
-        """
-        requests = [{"PutRequest": {"Item": _to_item(r.to_dict())}} for r in records]
-        for start in range(0, len(requests), BATCH_WRITE_SIZE):
-            pending = requests[start : start + BATCH_WRITE_SIZE]
-            for round_number in range(_MAX_UNPROCESSED_ROUNDS):
-                answer = self._client.batch_write_item(RequestItems={self.table_name: pending})
-                pending = answer.get("UnprocessedItems", {}).get(self.table_name, [])
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**round_number, 1.0) * random.uniform(0.5, 1.0))
-            else:
-                keys = [
-                    (
-                        p["PutRequest"]["Item"]["destination_id"]["S"],
-                        p["PutRequest"]["Item"]["pinged_at"]["S"],
-                    )
-                    for p in pending
-                ]
-                raise UnprocessedItemsError(keys)
+    def put_scheduled_check(self, record: CheckRecord) -> None:
+        """Store a scheduled check. Its key derives from the scheduled time, so writing it again (a retried
+        or redelivered run) writes the same check: one record per destination and time."""
+        self._client.put_item(TableName=self.table_name, Item=_to_item(record.to_dict()))
 
     def existing_check_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (destination_id, pinged_at) checks exist already."""

@@ -5,8 +5,8 @@ Knows nothing of API Gateway: the handler turns requests into these calls and re
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import ValidationError
 
 from stripe_monitor.alerts import AlertPublisher
-from stripe_monitor.check_store import CheckStore, UnprocessedItemsError
+from stripe_monitor.check_store import CheckStore
 from stripe_monitor.deliveries import PENDING, UNMONITORED, Deliveries
 from stripe_monitor.destination_ids import validate_destination_id
 from stripe_monitor.destination_state import REMOVED, DestinationState, Transition
@@ -115,7 +115,8 @@ class Monitor:
             # Nothing is lost: the full record goes to the log before the error is raised.
             logger.exception("check not stored", check=record.to_dict())
             raise StorageError(record) from None
-        self._after_checks([stored], {destination_id: state}, api_url)
+        _, health = self._advance_state_logged(stored, state, api_url)
+        _observe(stored, health)
         try:
             self.deliveries.claim([stored])
         except Exception:  # the check is stored; a failed receipt lookup must not lose the answer
@@ -175,41 +176,43 @@ class Monitor:
         redelivered run neither pings nor records a destination twice.
         """
         when = iso_ms(scheduled_time)
-        states = self.store.load_states()
-        self._states.update(states)
         configured = self.settings.destination_ids
-        api_key: str | None = None
-        config_problem = ConfigError("no Stripe key")
-        try:
-            api_key = self._get_api_key(self.settings.stripe_secret_id)
-        except ConfigError as exc:
-            config_problem = exc
-        listed: dict[str, EventDestination] | None = None
-        discovery_error = None
-        limiter = RateLimiter(self.settings.stripe_requests_per_second)
-        if api_key is not None:
-            listed, discovery_error, api_key = self._discover(api_key, limiter, deadline)
+        # The stored states and the checks already recorded are read while Stripe lists the destinations.
+        with ThreadPoolExecutor(max_workers=2) as readers:
+            states_read = readers.submit(self.store.load_states)
+            recorded_read = (
+                readers.submit(self.store.existing_check_keys, [(d, when) for d in configured])
+                if configured
+                else None
+            )
+            api_key: str | None = None
+            config_problem = ConfigError("no Stripe key")
+            try:
+                api_key = self._get_api_key(self.settings.stripe_secret_id)
+            except ConfigError as exc:
+                config_problem = exc
+            listed: dict[str, EventDestination] | None = None
+            discovery_error = None
+            limiter = RateLimiter(self.settings.stripe_requests_per_second)
+            if api_key is not None:
+                listed, discovery_error, api_key = self._discover(api_key, limiter, deadline)
+            states = states_read.result()
+            recorded = recorded_read.result() if recorded_read else None
+        self._states.update(states)
         targets = list(configured) or (
             sorted(listed) if listed is not None else sorted(i for i, s in states.items() if not s.removed_at)
         )
-        done = {d for d, _ in self.store.existing_check_keys((d, when) for d in targets)}
+        if recorded is None:
+            recorded = self.store.existing_check_keys((d, when) for d in targets)
+        done = {d for d, _ in recorded}
         todo = [d for d in targets if d not in done]
 
-        if api_key is None:
-            outcomes: dict[str, CheckRecord | str] = {
-                d: self._record(
-                    _config_error(d, f"schedule-{when}-{d}", config_problem), Trigger.SCHEDULE, scheduled_time
-                )
-                for d in todo
-            }
-        else:
-            client = self._client(api_key, limiter)
-            outcomes = self._check_concurrently(todo, client, listed or {}, states, scheduled_time, deadline)
-
-        records = [r for r in outcomes.values() if isinstance(r, CheckRecord)]
-        not_stored = self._store_scheduled(records)
-        stored = [r for r in records if r.destination_id not in not_stored]
-        transitions = self._after_checks(stored, states, api_url)
+        client = self._client(api_key, limiter) if api_key is not None else config_problem
+        check = self._scheduled_check(client, listed or {}, states, scheduled_time, deadline)
+        outcomes, stored, transitions = self._check_and_store(todo, check, states, api_url)
+        not_stored = {r.destination_id for r in outcomes.values() if isinstance(r, CheckRecord)} - {
+            r.destination_id for r in stored
+        }
         self.deliveries.claim(stored)
         monitored = self.settings.monitored_destination_ids | {
             d for d, s in states.items() if s.receipt_channel
@@ -264,15 +267,16 @@ class Monitor:
                 )
         return None, "listing destinations failed", api_key
 
-    def _check_concurrently(
+    def _scheduled_check(
         self,
-        destination_ids: list[str],
-        client: StripeClient,
+        client: StripeClient | ConfigError,
         listed: dict[str, EventDestination],
         states: dict[str, DestinationState],
         scheduled_time: datetime,
         deadline: float,
-    ) -> dict[str, CheckRecord | str]:
+    ) -> Callable[[str], CheckRecord | str]:
+        """One destination's check in a scheduled run: its record, "not_started", or the error it raised.
+        Without a Stripe key (``client`` is the reason) every check is a ``config_error``."""
         when = iso_ms(scheduled_time)
         one_attempt = self.settings.stripe_connect_timeout + self.settings.stripe_read_timeout
 
@@ -282,7 +286,9 @@ class Monitor:
             try:
                 destination = listed.get(destination_id)
                 key = f"schedule-{when}-{destination_id}"
-                if destination is not None and destination.status == "disabled":
+                if isinstance(client, ConfigError):
+                    result = _config_error(destination_id, key, client)
+                elif destination is not None and destination.status == "disabled":
                     result = PingResult(destination_id, Outcome.DISABLED, key, attempts=0, latency_ms=0)
                 else:
                     result = ping_destination(client, destination_id, idempotency_key=key, deadline=deadline)
@@ -292,26 +298,66 @@ class Monitor:
                 logger.exception("check failed unexpectedly", destination_id=destination_id)
                 return clean_message(f"{type(exc).__name__}: {exc}")
 
-        if not destination_ids:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(self.settings.check_workers, len(destination_ids))) as pool:
-            return dict(zip(destination_ids, pool.map(check, destination_ids), strict=True))
+        return check
 
-    def _store_scheduled(self, records: list[CheckRecord]) -> set[str]:
-        """Batch-write the run's checks; returns the destinations whose check could not be stored."""
+    def _check_and_store(
+        self,
+        destination_ids: list[str],
+        check: Callable[[str], CheckRecord | str],
+        states: dict[str, DestinationState],
+        api_url: str | None,
+    ) -> tuple[dict[str, CheckRecord | str], list[CheckRecord], list[Transition]]:
+        """Check the destinations on ``check_workers`` threads; each check is stored, and its destination's
+        state moved, by a second set of threads as soon as it is made, while the other pings go on.
+
+        Returns every destination's outcome, the checks stored (in the order given) and the transitions.
+        Logs and metrics are written on this thread: Powertools Metrics is not thread-safe.
+        """
+        outcomes: dict[str, CheckRecord | str] = {}
+        stored: dict[str, CheckRecord] = {}
+        transitions: list[Transition] = []
+        if not destination_ids:
+            return outcomes, [], transitions
+        workers = min(self.settings.check_workers, len(destination_ids))
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix="check") as checkers,
+            ThreadPoolExecutor(workers, thread_name_prefix="store") as writers,
+        ):
+            checking: dict[Future[Any], str] = {checkers.submit(check, d): d for d in destination_ids}
+            storing: dict[Future[Any], CheckRecord] = {}
+            pending: set[Future[Any]] = set(checking)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    if future in checking:
+                        outcome = outcomes[checking[future]] = future.result()
+                        if isinstance(outcome, CheckRecord):
+                            write = writers.submit(self._store_scheduled, outcome, states, api_url)
+                            storing[write] = outcome
+                            pending.add(write)
+                        continue
+                    record = storing[future]
+                    was_stored, transition, health = future.result()
+                    if was_stored:
+                        stored[record.destination_id] = record
+                        _observe(record, health)
+                    if transition:
+                        transitions.append(transition)
+        order = {d: n for n, d in enumerate(destination_ids)}
+        transitions.sort(key=lambda t: order[t.destination_id])
+        return outcomes, [stored[d] for d in destination_ids if d in stored], transitions
+
+    def _store_scheduled(
+        self, record: CheckRecord, states: dict[str, DestinationState], api_url: str | None
+    ) -> tuple[bool, Transition | None, Health | None]:
+        """Store one scheduled check, then move its destination's state; never raises."""
         try:
-            self.store.put_checks(records)
-        except UnprocessedItemsError as exc:
-            lost = {d for d, _ in exc.keys}
+            self.store.put_scheduled_check(record)
         except Exception:
-            logger.exception("scheduled checks not stored")
-            lost = {r.destination_id for r in records}
-        else:
-            return set()
-        for record in records:
-            if record.destination_id in lost:
-                logger.error("check not stored", check=record.to_dict())
-        return lost
+            # Nothing is lost: the full record goes to the log, and the run reports it as not stored.
+            logger.exception("check not stored", check=record.to_dict())
+            return False, None, None
+        return True, *self._advance_state_logged(record, states.get(record.destination_id), api_url)
 
     def _report_removed(
         self,
@@ -332,31 +378,14 @@ class Monitor:
 
     # -- after every check: state, transitions, alerts, metrics ---------------------------------------
 
-    def _after_checks(
-        self, records: Iterable[CheckRecord], states: dict[str, DestinationState], api_url: str | None
-    ) -> list[Transition]:
-        """Each check moves its destination's state (one conditional write each, by the run's workers at
-        once: one after another they would take longer than the pings); then logs and metrics."""
-        records = list(records)
-
-        def advance(record: CheckRecord) -> tuple[Transition | None, Health | None]:
-            try:
-                return self._advance_state(record, states.get(record.destination_id), api_url)
-            except Exception:  # the check is stored; a failed state update must not hide it
-                logger.exception("destination state not updated", destination_id=record.destination_id)
-                return None, None
-
-        if len(records) > 1:
-            with ThreadPoolExecutor(max_workers=min(self.settings.check_workers, len(records))) as pool:
-                advanced = list(pool.map(advance, records))
-        else:
-            advanced = [advance(record) for record in records]
-        transitions = []
-        for record, (transition, health) in zip(records, advanced, strict=True):
-            if transition:
-                transitions.append(transition)
-            _observe(record, health)  # metrics on this thread: Powertools Metrics is not thread-safe
-        return transitions
+    def _advance_state_logged(
+        self, record: CheckRecord, state: DestinationState | None, api_url: str | None
+    ) -> tuple[Transition | None, Health | None]:
+        try:
+            return self._advance_state(record, state, api_url)
+        except Exception:  # the check is stored; a failed state update must not hide it
+            logger.exception("destination state not updated", destination_id=record.destination_id)
+            return None, None
 
     def _advance_state(
         self, record: CheckRecord, state: DestinationState | None, api_url: str | None
