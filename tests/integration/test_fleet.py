@@ -2,12 +2,14 @@
 transitions, SNS alerts and mutes, through the real handler, moto's server and the Stripe stand-in."""
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import Deployment, emf_metrics, load_event, reset_caches
+from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, load_event, reset_caches
 from tests.integration.api_events import api_event, ping_event
 from tests.local.stripe_standin import Fault
 
@@ -298,3 +300,78 @@ def test_one_slow_destination_neither_stops_nor_holds_up_the_others(deployment, 
     pings = [r.destination_id for r in deployment.stripe.requests if r.route == "ping"]
     last_slow_attempt = len(pings) - 1 - pings[::-1].index(slow)
     assert set(pings[:last_slow_attempt]) >= set(others)
+
+
+def test_destinations_seen_enabled_are_pinged_while_the_list_is_on_its_way(deployment, monkeypatch):
+    known, turned_off, newcomer, newcomer_off = (f"ed_test_61ListOverlap{n:09d}" for n in range(4))
+    stripe = deployment.stripe
+    for destination_id in (known, turned_off):
+        stripe.add_destination(destination_id)
+    configure(monkeypatch, DESTINATION_IDS=f"{known},{turned_off}", STRIPE_REQUESTS_PER_SECOND="100")
+    run(deployment, minute=0)  # both checked and enabled: the table has seen them enabled
+    stripe.add_destination(turned_off, status="disabled", disabled_reason="user")
+    stripe.add_destination(newcomer)
+    stripe.add_destination(newcomer_off, status="disabled", disabled_reason="user")
+    stripe.script_list([Fault("hang", seconds=0.5)])
+    configure(monkeypatch, DESTINATION_IDS=",".join((known, turned_off, newcomer, newcomer_off)))
+
+    summary = run(deployment, minute=1)
+
+    checks = {c["destination_id"]: c for c in summary["checks"]}
+    [listing] = [r for r in stripe.requests if r.route == "list"][-1:]
+    assert listing.ended is not None
+    second_run = [r for r in stripe.requests if r.route == "ping" and r.started >= listing.started]
+    started = {r.destination_id: r.started for r in second_run}
+    # Seen enabled before: pinged at once, beside the list.
+    assert started[known] < listing.ended and started[turned_off] < listing.ended
+    assert checks[known]["outcome"] == "ok"
+    # Disabled since it was last seen: pinged before the list said so, recorded as disabled all the same.
+    assert (checks[turned_off]["outcome"], checks[turned_off]["attempts"]) == ("disabled", 1)
+    assert checks[turned_off]["destination_status"] == "disabled"
+    # Never seen: each waits for the list, and the disabled one is not pinged at all.
+    assert started[newcomer] >= listing.ended and checks[newcomer]["outcome"] == "ok"
+    assert newcomer_off not in started
+    assert (checks[newcomer_off]["outcome"], checks[newcomer_off]["attempts"]) == ("disabled", 0)
+    assert summary["disabled"] == 2
+
+
+def test_each_check_is_stored_while_the_other_pings_are_still_on_their_way(deployment, monkeypatch):
+    slow, *others = [f"ed_test_61StoredAtOnce{n:08d}" for n in range(4)]
+    for destination_id in (slow, *others):
+        deployment.stripe.add_destination(destination_id)
+    deployment.stripe.script(slow, [Fault("hang", seconds=2)])
+    configure(
+        monkeypatch, DESTINATION_IDS=",".join((slow, *others)), CHECK_WORKERS="4", STRIPE_READ_TIMEOUT="5"
+    )
+    summary: dict[str, Any] = {}
+    running = threading.Thread(target=lambda: summary.update(run(deployment)))
+    running.start()
+
+    def stored() -> set[str]:
+        return {i["destination_id"]["S"] for i in deployment.items()} - {"#state"}
+
+    give_up = time.monotonic() + 5
+    while stored() != set(others) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    slow_ping_open = [r.ended for r in deployment.stripe.requests if r.destination_id == slow] == [None]
+    running.join(timeout=10)
+
+    assert stored() == {slow, *others} and summary["checked"] == 4
+    assert slow_ping_open, "the other checks were stored only after the slow ping came back"
+
+
+def test_a_scheduled_run_after_a_key_rotation_re_reads_the_key_and_checks_every_destination(
+    deployment, monkeypatch
+):
+    ids = [f"ed_test_61RotatedRun{n:010d}" for n in range(3)]
+    for destination_id in ids:
+        deployment.stripe.add_destination(destination_id)
+    configure(monkeypatch, DESTINATION_IDS=",".join(ids), STRIPE_REQUESTS_PER_SECOND="100")
+    run(deployment, minute=0)  # the environment caches the key and has seen every destination enabled
+    deployment.aws.put_secret(deployment.secret_id, ROTATED_STRIPE_KEY)
+    deployment.stripe.api_key = ROTATED_STRIPE_KEY  # Stripe now only accepts the rotated key
+
+    summary = run(deployment, minute=1)
+
+    assert summary["discovery_error"] is None
+    assert {c["destination_id"]: c["outcome"] for c in summary["checks"]} == dict.fromkeys(ids, "ok")

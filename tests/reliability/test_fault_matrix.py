@@ -7,6 +7,7 @@ idempotency key is used for every attempt of a check.
 """
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment
 from tests.integration.api_events import api_event, ping_event
-from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, AwsFault
+from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault
 from tests.local.aws_standin import free_port
 from tests.local.stripe_standin import Fault, StripeStandIn
 from tests.reliability.support import body, configure, logged, stored_checks, without_none
@@ -490,3 +491,56 @@ def test_an_exception_inside_one_destination_is_reported_and_the_others_are_reco
     monkeypatch.setattr(StripeClient, "ping", original)
     later = scheduled(fleet, SCHEDULED + timedelta(minutes=10))  # the next run checks it again
     assert later["checked"] == len(FLEET)
+
+
+def test_a_warm_environment_pings_what_it_saw_enabled_without_waiting_for_the_table_or_the_list(fleet, proxy):
+    scheduled(fleet)  # this environment has seen every destination enabled
+    proxy.inject(AwsFault(QUERY, kind="hold"))  # the run's read of the stored states
+    fleet.stripe.script_list([Fault("hang", seconds=1)])
+    later = SCHEDULED + timedelta(minutes=10)
+    summary: dict[str, Any] = {}
+    run = threading.Thread(target=lambda: summary.update(scheduled(fleet, later)))
+    run.start()
+
+    held = proxy.wait_for_hold(timeout=10)
+    pinged = wait_for(lambda: scheduled_keys_at(fleet.stripe, later) == set(FLEET))
+    listing_open = [r.ended for r in fleet.stripe.requests if r.route == "list"][-1] is None
+    proxy.release()
+    run.join(timeout=10)
+
+    assert held and pinged, "the pings waited for the stored states"
+    assert listing_open, "the pings waited for the destination list"
+    assert summary["checked"] == len(FLEET) and summary["not_stored"] == []
+    later_iso = later.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert sorted(c["destination_id"] for c in stored_checks(fleet) if c["pinged_at"] == later_iso) == FLEET
+
+
+def test_a_failed_read_of_the_stored_states_loses_no_check_and_the_run_raises_for_a_retry(fleet, proxy):
+    proxy.inject(AwsFault.throttle(QUERY, times=None))
+
+    with pytest.raises(Exception, match="ProvisionedThroughputExceeded"):
+        scheduled(fleet)
+
+    assert_one_record_per_destination(fleet)  # every check made is stored
+    proxy.clear()
+    retried = scheduled(fleet)  # Lambda's retry: nothing pinged twice
+    assert retried["already_recorded"] == sorted(FLEET) and retried["checked"] == 0
+    assert_one_record_per_destination(fleet)
+
+
+def scheduled_keys_at(stripe: StripeStandIn, when: datetime) -> set[str | None]:
+    prefix = f"schedule-{when.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}-"
+    return {
+        r.destination_id
+        for r in stripe.requests
+        if r.route == "ping" and r.idempotency_key and r.idempotency_key.startswith(prefix)
+    }
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(0.02)
+    return True

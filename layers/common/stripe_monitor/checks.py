@@ -108,7 +108,7 @@ class Monitor:
                 state = DestinationState(destination_id)
         pinged_at = utc_now()
         result = self._ping_with_fresh_key_on_401(destination_id, key, deadline)
-        record = self._record(result, Trigger(trigger), pinged_at, state=state)
+        record = self._awaiting_receipt(self._record(result, Trigger(trigger), pinged_at), state)
         try:
             stored = self.store.put_check(record)
         except Exception:
@@ -133,13 +133,15 @@ class Monitor:
             record = self.store.get_check(record.destination_id, record.pinged_at) or record
         return record
 
-    def _ping_with_fresh_key_on_401(self, destination_id: str, key: str, deadline: float) -> PingResult:
+    def _ping_with_fresh_key_on_401(
+        self, destination_id: str, key: str, deadline: float, limiter: RateLimiter | None = None
+    ) -> PingResult:
         try:
             api_key = self._get_api_key(self.settings.stripe_secret_id)
         except ConfigError as exc:
             return _config_error(destination_id, key, exc)
         result = ping_destination(
-            self._client(api_key), destination_id, idempotency_key=key, deadline=deadline
+            self._client(api_key, limiter), destination_id, idempotency_key=key, deadline=deadline
         )
         if result.http_status != 401:
             return result
@@ -147,7 +149,7 @@ class Monitor:
         if fresh_key is None:
             return result
         retried = ping_destination(
-            self._client(fresh_key), destination_id, idempotency_key=key, deadline=deadline
+            self._client(fresh_key, limiter), destination_id, idempotency_key=key, deadline=deadline
         )
         return PingResult(**{**retried.__dict__, "attempts": result.attempts + retried.attempts})
 
@@ -177,39 +179,34 @@ class Monitor:
         """
         when = iso_ms(scheduled_time)
         configured = self.settings.destination_ids
-        # The stored states and the checks already recorded are read while Stripe lists the destinations.
-        with ThreadPoolExecutor(max_workers=2) as readers:
-            states_read = readers.submit(self.store.load_states)
-            recorded_read = (
-                readers.submit(self.store.existing_check_keys, [(d, when) for d in configured])
-                if configured
+        limiter = RateLimiter(self.settings.stripe_requests_per_second)
+        try:
+            api_key: str | ConfigError = self._get_api_key(self.settings.stripe_secret_id)
+        except ConfigError as exc:
+            api_key = exc
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="read") as readers:
+            # Both reads go on beside the pings: the stored states are needed once a check is made, and the
+            # destination list before a ping only for a destination not seen enabled before.
+            reading_states = readers.submit(self._load_states)
+            listing = (
+                readers.submit(self._discover, api_key, limiter, deadline)
+                if isinstance(api_key, str)
                 else None
             )
-            api_key: str | None = None
-            config_problem = ConfigError("no Stripe key")
-            try:
-                api_key = self._get_api_key(self.settings.stripe_secret_id)
-            except ConfigError as exc:
-                config_problem = exc
-            listed: dict[str, EventDestination] | None = None
-            discovery_error = None
-            limiter = RateLimiter(self.settings.stripe_requests_per_second)
-            if api_key is not None:
-                listed, discovery_error, api_key = self._discover(api_key, limiter, deadline)
-            states = states_read.result()
-            recorded = recorded_read.result() if recorded_read else None
-        self._states.update(states)
-        targets = list(configured) or (
-            sorted(listed) if listed is not None else sorted(i for i, s in states.items() if not s.removed_at)
-        )
-        if recorded is None:
-            recorded = self.store.existing_check_keys((d, when) for d in targets)
-        done = {d for d, _ in recorded}
-        todo = [d for d in targets if d not in done]
-
-        client = self._client(api_key, limiter) if api_key is not None else config_problem
-        check = self._scheduled_check(client, listed or {}, states, scheduled_time, deadline)
-        outcomes, stored, transitions = self._check_and_store(todo, check, states, api_url)
+            stored_states = _result_or(reading_states, {})
+            listed = _result_or(listing, (None, None))
+            if configured:
+                targets = list(configured)
+            elif (discovered := listed()[0]) is not None:
+                targets = sorted(discovered)
+            else:
+                targets = sorted(i for i, s in reading_states.result().items() if not s.removed_at)
+            done = {d for d, _ in self.store.existing_check_keys((d, when) for d in targets)}
+            todo = [d for d in targets if d not in done]
+            check = self._scheduled_check(api_key, limiter, listed, stored_states, scheduled_time, deadline)
+            outcomes, stored, transitions = self._check_and_store(todo, check, stored_states, api_url)
+        states = reading_states.result()  # raises now if it failed: the checks are stored, Lambda retries
+        discovered, discovery_error = listing.result() if listing else (None, None)
         not_stored = {r.destination_id for r in outcomes.values() if isinstance(r, CheckRecord)} - {
             r.destination_id for r in stored
         }
@@ -218,8 +215,8 @@ class Monitor:
             d for d, s in states.items() if s.receipt_channel
         }
         lost = self.deliveries.sweep(sorted(monitored), utc_now(), api_url)
-        if listed is not None and not configured:
-            removals = self._report_removed(states, listed, when, api_url)
+        if discovered is not None and not configured:
+            removals = self._report_removed(states, discovered, when, api_url)
             transitions += removals
         summary = ScheduleSummary(
             scheduled_time=when,
@@ -243,57 +240,69 @@ class Monitor:
 
     def _discover(
         self, api_key: str, limiter: RateLimiter, deadline: float
-    ) -> tuple[dict[str, EventDestination] | None, str | None, str]:
-        """Every destination of the account with its state (all pages). On a 401 the key is re-read once."""
+    ) -> tuple[dict[str, EventDestination] | None, str | None]:
+        """Every destination of the account with its state (all pages), or the error that prevented it.
+        On a 401 the key is re-read once."""
         for attempt in range(2):
             try:
                 pages = self._client(api_key, limiter).list_destinations(
                     deadline=deadline, page_size=self.settings.stripe_list_page_size
                 )
-                found = list(pages)
-                return {d.id: d for d in found}, None, api_key
+                return {d.id: d for d in pages}, None
             except StripeApiError as exc:
                 fresh = (
                     self._fresh_key_after_401(api_key) if exc.response.status == 401 and not attempt else None
                 )
                 if fresh is None:
-                    return None, f"listing destinations failed: HTTP {exc.response.status}", api_key
+                    return None, f"listing destinations failed: HTTP {exc.response.status}"
                 api_key = fresh
             except (StripeTransportError, ValidationError) as exc:
-                return (
-                    None,
-                    clean_message(f"listing destinations failed: {type(exc).__name__}: {exc}"),
-                    api_key,
-                )
-        return None, "listing destinations failed", api_key
+                return None, clean_message(f"listing destinations failed: {type(exc).__name__}: {exc}")
+        return None, "listing destinations failed"
 
     def _scheduled_check(
         self,
-        client: StripeClient | ConfigError,
-        listed: dict[str, EventDestination],
-        states: dict[str, DestinationState],
+        api_key: str | ConfigError,
+        limiter: RateLimiter,
+        listed: Callable[[], tuple[dict[str, EventDestination] | None, str | None]],
+        stored_states: Callable[[], dict[str, DestinationState]],
         scheduled_time: datetime,
         deadline: float,
     ) -> Callable[[str], CheckRecord | str]:
         """One destination's check in a scheduled run: its record, "not_started", or the error it raised.
-        Without a Stripe key (``client`` is the reason) every check is a ``config_error``."""
+
+        A destination this environment (or the table) last saw enabled is pinged at once, beside the
+        destination list; any other waits for the list, and is not pinged if Stripe has disabled it.
+        Without a Stripe key (``api_key`` is then the reason) every check is a ``config_error``.
+        """
         when = iso_ms(scheduled_time)
         one_attempt = self.settings.stripe_connect_timeout + self.settings.stripe_read_timeout
+
+        def seen_enabled(destination_id: str) -> bool:
+            state = self._states.get(destination_id) or stored_states().get(destination_id)
+            return bool(state and state.last_check and state.last_check.outcome is not Outcome.DISABLED)
+
+        def listed_as(destination_id: str) -> EventDestination | None:
+            return (listed()[0] or {}).get(destination_id)
 
         def check(destination_id: str) -> CheckRecord | str:
             if time.monotonic() + min(one_attempt, 1.0) > deadline:
                 return "not_started"
             try:
-                destination = listed.get(destination_id)
                 key = f"schedule-{when}-{destination_id}"
-                if isinstance(client, ConfigError):
-                    result = _config_error(destination_id, key, client)
-                elif destination is not None and destination.status == "disabled":
+                destination = None
+                if isinstance(api_key, ConfigError):
+                    result = _config_error(destination_id, key, api_key)
+                elif not seen_enabled(destination_id) and _disabled(destination := listed_as(destination_id)):
                     result = PingResult(destination_id, Outcome.DISABLED, key, attempts=0, latency_ms=0)
                 else:
-                    result = ping_destination(client, destination_id, idempotency_key=key, deadline=deadline)
-                state = states.get(destination_id)
-                return self._record(result, Trigger.SCHEDULE, scheduled_time, destination, state)
+                    result = self._ping_with_fresh_key_on_401(destination_id, key, deadline, limiter)
+                    if _disabled(destination := listed_as(destination_id)):
+                        # Disabled since it was last seen, and pinged before the list came back.
+                        result = PingResult(
+                            destination_id, Outcome.DISABLED, key, result.attempts, result.latency_ms
+                        )
+                return self._record(result, Trigger.SCHEDULE, scheduled_time, destination)
             except Exception as exc:  # one destination's bug must not stop the others
                 logger.exception("check failed unexpectedly", destination_id=destination_id)
                 return clean_message(f"{type(exc).__name__}: {exc}")
@@ -304,7 +313,7 @@ class Monitor:
         self,
         destination_ids: list[str],
         check: Callable[[str], CheckRecord | str],
-        states: dict[str, DestinationState],
+        stored_states: Callable[[], dict[str, DestinationState]],
         api_url: str | None,
     ) -> tuple[dict[str, CheckRecord | str], list[CheckRecord], list[Transition]]:
         """Check the destinations on ``check_workers`` threads; each check is stored, and its destination's
@@ -319,12 +328,15 @@ class Monitor:
         if not destination_ids:
             return outcomes, [], transitions
         workers = min(self.settings.check_workers, len(destination_ids))
+
+        def store(record: CheckRecord) -> tuple[CheckRecord, bool, Transition | None, Health | None]:
+            return self._store_scheduled(record, stored_states, api_url)
+
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="check") as checkers,
             ThreadPoolExecutor(workers, thread_name_prefix="store") as writers,
         ):
             checking: dict[Future[Any], str] = {checkers.submit(check, d): d for d in destination_ids}
-            storing: dict[Future[Any], CheckRecord] = {}
             pending: set[Future[Any]] = set(checking)
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -332,12 +344,9 @@ class Monitor:
                     if future in checking:
                         outcome = outcomes[checking[future]] = future.result()
                         if isinstance(outcome, CheckRecord):
-                            write = writers.submit(self._store_scheduled, outcome, states, api_url)
-                            storing[write] = outcome
-                            pending.add(write)
+                            pending.add(writers.submit(store, outcome))
                         continue
-                    record = storing[future]
-                    was_stored, transition, health = future.result()
+                    record, was_stored, transition, health = future.result()
                     if was_stored:
                         stored[record.destination_id] = record
                         _observe(record, health)
@@ -348,16 +357,22 @@ class Monitor:
         return outcomes, [stored[d] for d in destination_ids if d in stored], transitions
 
     def _store_scheduled(
-        self, record: CheckRecord, states: dict[str, DestinationState], api_url: str | None
-    ) -> tuple[bool, Transition | None, Health | None]:
-        """Store one scheduled check, then move its destination's state; never raises."""
+        self,
+        record: CheckRecord,
+        stored_states: Callable[[], dict[str, DestinationState]],
+        api_url: str | None,
+    ) -> tuple[CheckRecord, bool, Transition | None, Health | None]:
+        """Store one scheduled check, then move its destination's state; never raises. Returns the record
+        as stored (with its delivery status, which needs the stored state) and what came of it."""
+        state = stored_states().get(record.destination_id)
+        record = self._awaiting_receipt(record, state)
         try:
             self.store.put_scheduled_check(record)
         except Exception:
             # Nothing is lost: the full record goes to the log, and the run reports it as not stored.
             logger.exception("check not stored", check=record.to_dict())
-            return False, None, None
-        return True, *self._advance_state_logged(record, states.get(record.destination_id), api_url)
+            return record, False, None, None
+        return record, True, *self._advance_state_logged(record, state, api_url)
 
     def _report_removed(
         self,
@@ -408,6 +423,12 @@ class Monitor:
         )
         return None, None
 
+    def _load_states(self) -> dict[str, DestinationState]:
+        """Every stored state, into this environment's cache too (before the run writes any)."""
+        states = self.store.load_states()
+        self._states.update(states)
+        return states
+
     def _read_state(self, destination_id: str) -> DestinationState:
         state = self._states[destination_id] = self.store.get_state(destination_id)
         return state
@@ -447,15 +468,17 @@ class Monitor:
         trigger: Trigger,
         pinged_at: datetime,
         destination: EventDestination | None = None,
-        state: DestinationState | None = None,
     ) -> CheckRecord:
-        record = CheckRecord.from_ping(
+        return CheckRecord.from_ping(
             result,
             trigger=trigger,
             pinged_at=pinged_at,
             retention_days=self.settings.result_retention_days,
             destination=destination,
         )
+
+    def _awaiting_receipt(self, record: CheckRecord, state: DestinationState | None) -> CheckRecord:
+        """The record with its delivery status: ``pending`` when a receipt will come for its ping."""
         if record.outcome is not Outcome.OK:
             return record  # nothing was sent, so nothing can arrive
         channel = state.receipt_channel if state else None
@@ -504,6 +527,22 @@ class Monitor:
 def deadline_from_remaining_ms(remaining_ms: int, margin_seconds: float) -> float:
     """A monotonic deadline: Lambda's remaining time less the margin kept to record the result."""
     return time.monotonic() + max(remaining_ms / 1000 - margin_seconds, 0.1)
+
+
+def _disabled(destination: EventDestination | None) -> bool:
+    return destination is not None and destination.status == "disabled"
+
+
+def _result_or[T](future: Future[T] | None, fallback: T) -> Callable[[], T]:
+    """Waits for the future's result; ``fallback`` if there is none or it failed (the owner reports that)."""
+
+    def result() -> T:
+        try:
+            return future.result() if future is not None else fallback
+        except Exception:
+            return fallback
+
+    return result
 
 
 def _config_error(destination_id: str, key: str, exc: ConfigError) -> PingResult:

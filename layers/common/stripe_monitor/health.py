@@ -4,7 +4,7 @@ Each check gets a verdict:
 - ``fail``: the ping went wrong (any outcome but ``ok``, ``rate_limited`` and ``disabled``);
 - ``soft``: it worked, but not well: rate limited by Stripe, slower than the slow-ping threshold, or an
   EventBridge destination whose partner event source is not ``active``;
-- ``disabled``: Stripe reports the destination disabled (it was not pinged);
+- ``disabled``: Stripe reports the destination disabled;
 - ``pass``: anything else.
 
 The health after a check, from the verdicts of the last checks (newest first):

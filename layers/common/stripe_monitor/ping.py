@@ -27,7 +27,7 @@ class Outcome(StrEnum):
     NETWORK_ERROR = "network_error"
     INVALID_RESPONSE = "invalid_response"
     CONFIG_ERROR = "config_error"  # no usable API key: nothing was sent
-    DISABLED = "disabled"  # Stripe reports the destination disabled: it was not pinged
+    DISABLED = "disabled"  # Stripe reports the destination disabled (listed so in a scheduled run)
 
 
 @dataclass(frozen=True)
