@@ -318,8 +318,8 @@ def test_a_receipt_for_an_event_this_stack_did_not_send_is_unsolicited_but_prove
     [
         (lambda: signed(thin_ping(PROBE), secret="whsec_SomebodyElsesSecret000000000"), "no valid signature"),
         (lambda: (b'{"tampered": true}', signed(thin_ping(PROBE))[1]), "no valid signature"),
-        (lambda: signed(thin_ping(PROBE), at=int(time.time()) - 301), "too old"),
-        (lambda: signed(thin_ping(PROBE), at=int(time.time()) + 301), "in the future"),
+        (lambda: signed(thin_ping(PROBE), at=int(time.time()) - 360), "too old"),
+        (lambda: signed(thin_ping(PROBE), at=int(time.time()) + 360), "in the future"),
         (lambda: (json.dumps(thin_ping(PROBE)).encode(), {}), "missing Stripe-Signature"),
         (lambda: (json.dumps(thin_ping(PROBE)).encode(), {"Stripe-Signature": "v1=abc"}), "malformed"),
         (lambda: (json.dumps(thin_ping(PROBE)).encode(), {"Stripe-Signature": "t=1,v0=abc"}), "malformed"),

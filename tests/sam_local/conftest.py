@@ -157,7 +157,7 @@ class RunningApi:
     proxy: HostNetworkProxy
     engine: DockerEngine
     exit_code: int | None = None
-    #: Containers of this run that sam had not removed when it exited (the runner then removes them).
+    #: Containers of this run that sam had not removed 10 s after it exited (the runner then removes them).
     leftover_containers: list[str] = field(default_factory=list)
 
     @property
@@ -362,7 +362,7 @@ class SamLocal:
                 yield api
             finally:
                 api.exit_code = _stop_process_group(process, stop_timeout)
-                api.leftover_containers = api.container_ids()
+                api.leftover_containers = _containers_left(api, grace=10.0)
                 self.engine.remove_containers(api.leftover_containers)
 
 
@@ -379,6 +379,15 @@ def _wait_for_http(api: RunningApi, timeout: float) -> None:
         except OSError:
             time.sleep(0.2)
     raise AssertionError(f"sam local start-api did not answer within {timeout:.0f} s:\n{api.log()[-5000:]}")
+
+
+def _containers_left(api: RunningApi, grace: float) -> list[str]:
+    """The run's containers still there after ``grace`` seconds: sam asks Docker to remove them as it
+    exits, and on a loaded machine Docker may finish that a little after sam is gone."""
+    give_up = time.monotonic() + grace
+    while (left := api.container_ids()) and time.monotonic() < give_up:
+        time.sleep(0.2)
+    return left
 
 
 def _stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> int:
