@@ -25,10 +25,15 @@ class Context:
 
 for line in sys.stdin:
     print("RESULT " + json.dumps(app.lambda_handler(json.loads(line), Context())), flush=True)
+    print("API_RESOLVER_IMPORTED " + json.dumps("aws_lambda_powertools.event_handler" in sys.modules))
 """
 
 
-def run_built(build: Path, deployment: Deployment, events: list[dict[str, Any]]) -> list[Any]:
+def run_built(
+    build: Path, deployment: Deployment, events: list[dict[str, Any]], report: str = "RESULT"
+) -> list[Any]:
+    """Each event's answer from the built function in one fresh process (or, with ``report``, another line
+    the driver prints after each event)."""
     env = deployment.aws.environment | {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{build / 'PingFunction'}:{build / 'CommonLayer' / 'python'}",
@@ -47,7 +52,11 @@ def run_built(build: Path, deployment: Deployment, events: list[dict[str, Any]])
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    return [json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    return [
+        json.loads(line.removeprefix(f"{report} "))
+        for line in done.stdout.splitlines()
+        if line.startswith(f"{report} ")
+    ]
 
 
 def test_the_built_function_serves_api_schedule_and_invoke(sam_build, deployment):
@@ -64,6 +73,19 @@ def test_the_built_function_serves_api_schedule_and_invoke(sam_build, deployment
     assert schedule["checked"] == 1
     assert invoke["outcome"] == "ok"
     assert len(deployment.items()) == 3
+
+
+def test_scheduled_runs_and_invokes_do_not_import_the_api_resolver(sam_build, deployment):
+    deployment.stripe.add_destination("ed_test_61DemoHealthyWebhook0001")
+
+    imported = run_built(
+        sam_build,
+        deployment,
+        [load_event("schedule.json"), load_event("invoke.json"), load_event("api_ping.json")],
+        report="API_RESOLVER_IMPORTED",
+    )
+
+    assert imported == [False, False, True]  # only the first API request imports it
 
 
 def test_the_layer_holds_only_what_it_needs(sam_build):
