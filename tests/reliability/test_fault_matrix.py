@@ -22,7 +22,7 @@ from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment
 from tests.integration.api_events import api_event, ping_event
-from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault
+from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault, AwsFaultProxy
 from tests.local.aws_standin import free_port
 from tests.local.stripe_standin import Fault, StripeStandIn
 from tests.reliability.support import body, configure, logged, stored_checks, without_none
@@ -261,7 +261,7 @@ def assert_one_record_per_destination(deployment: Deployment, when: datetime = S
         assert scheduled_keys(deployment.stripe, check["destination_id"]) == {check["idempotency_key"]}
 
 
-def fleet_check_puts(proxy: Any) -> int:
+def fleet_check_puts(proxy: AwsFaultProxy) -> int:
     return sum(1 for r in proxy.requests_for(PUT_ITEM) if FLEET_CHECK_PUT in r.compact())
 
 
