@@ -44,10 +44,6 @@ _BOTO_CONFIG = Config(
 )
 
 
-class DuplicateCheckError(Exception):
-    """A check with this exact key exists already (a redelivered scheduled run)."""
-
-
 class InvalidCursorError(ValueError):
     """The pagination cursor was not produced by this API for this destination."""
 
