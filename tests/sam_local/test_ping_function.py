@@ -106,5 +106,5 @@ def test_sam_local_start_api_serves_the_routes(sam_local, built_template, standi
     assert destinations.status == 200
     assert (wrong_method.status, wrong_method.json()["error"]["code"]) == (405, "method_not_allowed")
     assert HEALTHY in {d["destination_id"] for d in destinations.json()["destinations"]}
-    assert api.leftover_containers == []
+    assert api.leftover_containers == [], api.leftover_report
     assert sam_local.non_loopback_traffic() == []
