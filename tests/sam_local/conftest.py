@@ -159,8 +159,6 @@ class RunningApi:
     exit_code: int | None = None
     #: Containers of this run that sam had not removed 10 s after it exited (the runner then removes them).
     leftover_containers: list[str] = field(default_factory=list)
-    #: What Docker said of each of them (name and state), for the failure message.
-    leftover_report: str = ""
 
     @property
     def base_url(self) -> str:
@@ -365,14 +363,6 @@ class SamLocal:
             finally:
                 api.exit_code = _stop_process_group(process, stop_timeout)
                 api.leftover_containers = _containers_left(api, grace=10.0)
-                if api.leftover_containers:
-                    api.leftover_report = self.engine.docker(
-                        "inspect",
-                        "--format",
-                        "{{.Name}} {{.State.Status}}",
-                        *api.leftover_containers,
-                        check=False,
-                    ).stdout.strip()
                 self.engine.remove_containers(api.leftover_containers)
 
 
