@@ -3,13 +3,12 @@ transitions, SNS alerts and mutes, through the real handler, moto's server and t
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, load_event, reset_caches
+from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, load_event, reset_caches, wait_until
 from tests.integration.api_events import api_event, ping_event
 from tests.local.stripe_standin import Fault
 
@@ -350,9 +349,7 @@ def test_each_check_is_stored_while_the_other_pings_are_still_on_their_way(deplo
     def stored() -> set[str]:
         return {i["destination_id"]["S"] for i in deployment.items()}
 
-    give_up = time.monotonic() + 10
-    while not set(others) <= stored() and time.monotonic() < give_up:
-        time.sleep(0.05)
+    wait_until(lambda: set(others) <= stored())
     slow_ping_open = [r.ended for r in deployment.stripe.requests if r.destination_id == slow] == [None]
     running.join(timeout=15)
 

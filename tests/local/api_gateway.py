@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,6 +29,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.local.service import Service
 from tests.local.template import load_template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -100,7 +100,7 @@ class _Context:
         return 25_000
 
 
-class LocalApiGateway:
+class LocalApiGateway(Service):
     def __init__(
         self,
         routes: Sequence[Route],
@@ -146,12 +146,6 @@ class LocalApiGateway:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         split = urlsplit(request.path)

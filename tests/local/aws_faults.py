@@ -36,11 +36,11 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from tests.local.aws_standin import aws_environment
+from tests.local.service import Service
 
 PUT_ITEM = "DynamoDB_20120810.PutItem"
 BATCH_GET_ITEM = "DynamoDB_20120810.BatchGetItem"
@@ -129,7 +129,7 @@ class _State:
     log: list[ProxyRecord] = field(default_factory=list)
 
 
-class AwsFaultProxy:
+class AwsFaultProxy(Service):
     """Thread-safe; use as a context manager or call start()/stop()."""
 
     def __init__(self, upstream_url: str, *, serialize: bool | Collection[str] = False) -> None:
@@ -167,14 +167,6 @@ class AwsFaultProxy:
         server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=2)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint_url(self) -> str:

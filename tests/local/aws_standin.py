@@ -8,12 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from types import TracebackType
 from typing import Any, Self
 
 import boto3
 from moto.server import ThreadedMotoServer
 
+from tests.local.service import Service
 from tests.local.template import load_template, results_table_create_args, results_table_ttl_attribute
 
 REGION = "us-east-1"
@@ -36,7 +36,7 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
     }
 
 
-class AwsStandIn:
+class AwsStandIn(Service):
     """moto's server in a thread of this process, or (``own_process=True``) in a process of its own, as the
     benchmark runs it: there moto's CPU time must not hold up the Stripe stand-in in this process."""
 
@@ -84,12 +84,6 @@ class AwsStandIn:
         elif self._process is not None:
             self._process.terminate()
             self._process.wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
 
     def client(self, service: str) -> Any:
         return boto3.client(

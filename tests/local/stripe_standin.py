@@ -35,9 +35,11 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from time import monotonic
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Literal, Self, get_args, overload
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from tests.local.service import Service
 
 FaultKind = Literal[
     "status", "hang", "reset", "non_json", "html_502", "truncated_json", "wrong_shape", "wrong_event_type",
@@ -235,7 +237,7 @@ class _Script:
     forever: bool
 
 
-class StripeStandIn:
+class StripeStandIn(Service):
     """Thread-safe in-process server; use as a context manager or call start()/stop()."""
 
     def __init__(
@@ -301,14 +303,6 @@ class StripeStandIn:
             worker.join(timeout=2)
         if self._thread is not None:
             self._thread.join(timeout=2)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

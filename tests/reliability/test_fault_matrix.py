@@ -7,7 +7,6 @@ idempotency key is used for every attempt of a check.
 """
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from stripe_monitor.checks import Monitor
 from stripe_monitor.health import Verdict
 from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
-from tests.conftest import Deployment
+from tests.conftest import Deployment, wait_until
 from tests.integration.api_events import api_event, ping_event
 from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault, AwsFaultProxy
 from tests.local.aws_standin import free_port
@@ -503,7 +502,7 @@ def test_a_warm_environment_pings_what_it_saw_enabled_without_waiting_for_the_ta
     run.start()
 
     held = proxy.wait_for_hold(timeout=10)
-    pinged = wait_for(lambda: scheduled_keys_at(fleet.stripe, later) == set(FLEET))
+    pinged = wait_until(lambda: scheduled_keys_at(fleet.stripe, later) == set(FLEET), timeout=5)
     listing_open = [r.ended for r in fleet.stripe.requests if r.route == "list"][-1] is None
     proxy.release()
     run.join(timeout=10)
@@ -535,12 +534,3 @@ def scheduled_keys_at(stripe: StripeStandIn, when: datetime) -> set[str | None]:
         for r in stripe.requests
         if r.route == "ping" and r.idempotency_key and r.idempotency_key.startswith(prefix)
     }
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    give_up = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.02)
-    return True

@@ -7,7 +7,6 @@ process (see ``execution_environment``), against moto's server and the Stripe st
 
 import os
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FAKE_STRIPE_KEY, Deployment, assert_no_test_secrets
+from tests.conftest import FAKE_STRIPE_KEY, Deployment, assert_no_test_secrets, wait_until
 from tests.integration.api_events import ping_event
 from tests.local.aws_faults import (
     DYNAMODB_WRITES,
@@ -164,13 +163,6 @@ class Background:
         assert not self._thread.is_alive(), "the run did not finish"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the run to get going"
-        time.sleep(0.01)
-
-
 def ping_requests(stripe: StripeStandIn) -> int:
     return sum(1 for r in stripe.requests if r.route == "ping")
 
@@ -191,7 +183,8 @@ def test_killing_stripe_mid_run_records_every_check_and_the_next_run_recovers(
     configure(monkeypatch, STRIPE_API_BASE=stripe.url, CHECK_WORKERS="4", STRIPE_REQUESTS_PER_SECOND="100")
     try:
         run = Background(lambda: run_at(deployment, first))
-        wait_until(lambda: ping_requests(stripe) >= 6)  # the first checks are answered, others in flight
+        # The first checks are answered, others in flight.
+        assert wait_until(lambda: ping_requests(stripe) >= 6, timeout=15), "the run never got going"
         stripe.stop()
         run.join()
     finally:
@@ -233,7 +226,9 @@ def test_killing_moto_mid_run_reports_what_was_not_stored_and_the_retry_recovers
     shorten_sdk_backoff(monkeypatch)
     try:
         run = Background(lambda: run_at(deployment, first))
-        wait_until(lambda: ping_requests(deployment.stripe) >= 6)
+        assert wait_until(lambda: ping_requests(deployment.stripe) >= 6, timeout=15), (
+            "the run never got going"
+        )
         aws.stop()
         run.join()
         during = deployment.invoke(ping_event("ed_test_61ChaosMotoNotInStripe01", "ping-during-the-outage"))

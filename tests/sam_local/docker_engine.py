@@ -51,6 +51,8 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
+from tests.local.service import Service
+
 EngineMode = Literal["auto", "own", "existing"]
 
 #: Environment variable that chooses the engine: ``auto`` (default), ``own`` or ``existing``.
@@ -609,7 +611,7 @@ def _ping(docker_host: str, timeout: float = 2.0) -> bool:
         return False
 
 
-class DockerEngine:
+class DockerEngine(Service):
     """A Docker engine for ``sam local``: a private ``dockerd`` (``own``) or a running one (``existing``).
 
     Use as a context manager. ``docker_host`` is the engine's own socket (for the ``docker`` CLI);
@@ -652,15 +654,6 @@ class DockerEngine:
         self._lock_fd: int | None = None
         self._started = False
         self._stopped = False
-
-    # -- context manager ------------------------------------------------------------------------------
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def runtime_parent(self) -> Path:
