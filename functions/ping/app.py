@@ -1,53 +1,32 @@
 """PingFunction: one entry for the HTTPS API, the EventBridge Scheduler run and a direct invoke.
 
-Thin on purpose: it parses input, calls ``stripe_monitor.checks.Monitor`` and shapes the output. The API's
-routes are in ``api.py``.
+Thin on purpose: it parses input, calls the logic (``stripe_monitor.wiring.ping_services``) and shapes the
+output. The API's routes are in ``api.py``, imported at the first API request only.
 """
 
-import re
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, field_validator
 
-from stripe_monitor.alerts import AlertPublisher
-from stripe_monitor.check_store import CheckStore
-from stripe_monitor.checks import Monitor, deadline_from_remaining_ms
-from stripe_monitor.destination_ids import InvalidDestinationIdError
+from stripe_monitor.errors import InvalidInputError, error_body, invalid_event
+from stripe_monitor.model.check import Trigger
+from stripe_monitor.model.ids import validate_idempotency_key
 from stripe_monitor.observability import logger, metrics, tracer
-from stripe_monitor.records import Trigger
-from stripe_monitor.settings import get_settings
-from stripe_monitor.stripe_key import get_stripe_api_key
+from stripe_monitor.wiring import ping_services
 
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces, as Stripe accepts
-
-
-@cache
-def monitor() -> Monitor:
-    settings = get_settings()
-    return Monitor(
-        settings,
-        CheckStore(settings.table_name),
-        get_stripe_api_key,
-        AlertPublisher(settings.alert_topic_arn),
-    )
-
-
-def remaining_deadline(context: LambdaContext) -> float:
-    return deadline_from_remaining_ms(
-        context.get_remaining_time_in_millis(), get_settings().deadline_margin_seconds
-    )
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
 class ScheduledRun(BaseModel):
     """The ScheduleV2 ``Input``: ``{"scheduled_time": "<aws.scheduler.scheduled-time>"}``."""
 
     scheduled_time: AwareDatetime
-    api_url: str | None = None  # the stack's API URL, for links in alerts
 
     @field_validator("scheduled_time")
     @classmethod
@@ -69,16 +48,13 @@ class DirectInvoke(BaseModel):
     @classmethod
     def _sendable_key(cls, value: str | None) -> str | None:
         # The same rule as the API's header: anything else cannot be sent as an HTTP header to Stripe.
-        if value and not IDEMPOTENCY_KEY.fullmatch(value):
-            raise ValueError("idempotency_key must be 1-255 printable ASCII characters without spaces")
-        return value or None
+        return validate_idempotency_key(value) if value else None
 
 
 def run_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run = parse(event=event, model=ScheduledRun)
-    summary = monitor().run_schedule(
-        run.scheduled_time, deadline=remaining_deadline(context), api_url=run.api_url
-    )
+    services = ping_services()
+    summary = services.scheduled_run.run(run.scheduled_time, deadline=services.deadline(context))
     logger.info("scheduled run finished", summary=summary.to_dict())
     if summary.not_stored:
         # Let Lambda retry the run (then its DLQ): the retry skips every check already recorded.
@@ -88,13 +64,25 @@ def run_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 
 def invoke_one(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=DirectInvoke)
-    record = monitor().check_destination(
+    services = ping_services()
+    record = services.single_check.run(
         request.destination_id,
         trigger=Trigger.INVOKE,
-        deadline=remaining_deadline(context),
+        deadline=services.deadline(context),
         idempotency_key=request.idempotency_key,
     )
     return record.to_dict()
+
+
+@cache
+def api() -> "APIGatewayRestResolver":
+    """The API's resolver, built at the first API request: scheduled runs never import the event handler."""
+    from api import ROUTES, router
+    from stripe_monitor.errors import InvalidDestinationIdError
+    from stripe_monitor.http_api import create_resolver
+
+    invalid_id = InvalidDestinationIdError("destination id must look like ed_... or ed_test_...")
+    return create_resolver(router, ROUTES, invalid_parameter=invalid_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -102,27 +90,15 @@ def invoke_one(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and "httpMethod" in event:
-        from api import app  # at the first API request: scheduled runs never need it
-
-        return app.resolve(event, context)
+        return api().resolve(event, context)
     try:
         if isinstance(event, dict) and "scheduled_time" in event:
             return run_schedule(event, context)
         if isinstance(event, dict) and "destination_id" in event:
             return invoke_one(event, context)
-    except (ValidationError, InvalidDestinationIdError) as exc:
+    except (ValidationError, InvalidInputError) as exc:
         logger.warning("invalid input", error=str(exc))
-        return {"error": {"code": "invalid_input", "message": short_message(exc)}}
-    return {
-        "error": {
-            "code": "unknown_event",
-            "message": 'expected an API Gateway request, {"scheduled_time": ...} or {"destination_id": ...}',
-        }
-    }
-
-
-def short_message(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False, include_input=False)[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(exc)
+        return invalid_event(exc)
+    return error_body(
+        "unknown_event", 'expected an API Gateway request, {"scheduled_time": ...} or {"destination_id": ...}'
+    )

@@ -1,22 +1,16 @@
 """The only module that talks HTTP: a small urllib3 client for the Stripe API v2 endpoints the monitor uses.
 
-Retries follow Stripe's published client rules and are done by urllib3 itself through ``StripeRetry``:
-connection errors, read timeouts, 409, 429 and 5xx are retried with exponential backoff and jitter;
-``Stripe-Should-Retry`` overrides the status rule; ``Retry-After`` is honoured up to a cap; and no attempt
-is started that could not finish before the caller's deadline. One logical request keeps one
+Retries are done by urllib3 itself, with Stripe's rules (``retry.py``). One logical request keeps one
 ``Idempotency-Key`` across all of its attempts.
 """
 
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Literal
 from urllib.parse import urljoin
 
 import urllib3
-from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -24,18 +18,14 @@ from urllib3.exceptions import (
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
-    ResponseError,
-    SSLError,
 )
 from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
 
-from stripe_monitor.rate_limit import RateLimiter
-from stripe_monitor.stripe_models import EventDestination, EventDestinationPage
+from stripe_monitor.config import DEFAULT_API_BASE, DEFAULT_API_VERSION
+from stripe_monitor.stripe.models import EventDestination, EventDestinationPage
+from stripe_monitor.stripe.rate_limit import RateLimiter
+from stripe_monitor.stripe.retry import StripeRetry
 
-DEFAULT_API_BASE = "https://api.stripe.com"
-# The GA version pinned by the official stripe-python 15.3 release (not a preview).
-DEFAULT_API_VERSION = "2026-06-24.dahlia"
 USER_AGENT = "stripe-destination-monitor/0.1 (+https://github.com/stripe-destination-monitor)"
 
 # One pool per execution environment: keep-alive connections survive across warm invocations.
@@ -89,99 +79,6 @@ class StripeApiError(Exception):
     def __init__(self, response: StripeResponse) -> None:
         super().__init__(f"Stripe answered HTTP {response.status} (request {response.request_id})")
         self.response = response
-
-
-class StripeRetry(Retry):
-    """urllib3's ``Retry`` with Stripe's rules, a deadline and an attempt log shared by its copies."""
-
-    def __init__(
-        self,
-        *args: Any,
-        deadline: float = float("inf"),
-        attempt_budget: float = 0.0,
-        backoff_base: float = 0.5,
-        retry_after_cap: float = 10.0,
-        attempt_log: list[str] | None = None,
-        rate_limiter: RateLimiter | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
-        self.attempt_budget = attempt_budget
-        self.backoff_base = backoff_base
-        self.retry_after_cap = retry_after_cap
-        # Shared (not copied) by every Retry that ``new`` derives, so the caller can count attempts.
-        self.attempt_log = attempt_log if attempt_log is not None else []
-        self.rate_limiter = rate_limiter
-        self.planned_delay = 0.0
-
-    def new(self, **kw: Any) -> Self:
-        extras = {
-            "deadline": self.deadline,
-            "attempt_budget": self.attempt_budget,
-            "backoff_base": self.backoff_base,
-            "retry_after_cap": self.retry_after_cap,
-            "attempt_log": self.attempt_log,
-            "rate_limiter": self.rate_limiter,
-        }
-        return super().new(**extras, **kw)
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # Every error status goes to ``increment``, which sees the headers and makes the real decision.
-        return status_code >= 400
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: BaseHTTPResponse | None = None,
-        error: Exception | None = None,
-        _pool: ConnectionPool | None = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        delay = self._delay_before_next_attempt(response)
-        retry_allowed = self._stripe_allows_retry(response, error)
-        fits = time.monotonic() + delay + self.attempt_budget <= self.deadline
-        if not (retry_allowed and fits):
-            # With raise_on_status=False urllib3 hands back the response; errors surface as MaxRetryError.
-            reason = error or ResponseError(f"not retried (HTTP {response.status if response else '?'})")
-            raise MaxRetryError(_pool, url or "", reason) from reason  # type: ignore[arg-type]
-        new_retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        new_retry.planned_delay = delay
-        self.attempt_log.append(f"HTTP {response.status}" if response else type(error).__name__)
-        return new_retry
-
-    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
-        if self.planned_delay > 0:
-            time.sleep(self.planned_delay)
-        if self.rate_limiter:  # every attempt counts against the rate limit, retries included
-            self.rate_limiter.acquire(self.deadline)
-
-    @staticmethod
-    def _stripe_allows_retry(response: BaseHTTPResponse | None, error: Exception | None) -> bool:
-        if response is None:
-            # TLS failures will not heal by retrying; connection and read failures may.
-            return not isinstance(error, SSLError) and isinstance(
-                error, ConnectTimeoutError | ReadTimeoutError | ProtocolError
-            )
-        should_retry = (response.headers.get("Stripe-Should-Retry") or "").lower()
-        if should_retry in ("true", "false"):
-            return should_retry == "true"
-        return response.status in (409, 429) or response.status >= 500
-
-    def _delay_before_next_attempt(self, response: BaseHTTPResponse | None) -> float:
-        retry_number = len(self.history) + 1
-        backoff = min(self.backoff_base * 2.0 ** (retry_number - 1), self.backoff_max)
-        backoff *= random.uniform(0.5, 1.0)  # jitter, as Stripe's own clients do
-        retry_after = None
-        if response is not None and self.respect_retry_after_header:
-            try:
-                retry_after = self.get_retry_after(response)
-            except HTTPError:  # an unparseable Retry-After is ignored, not fatal
-                retry_after = None
-        if retry_after is not None:
-            return max(backoff, min(retry_after, self.retry_after_cap))
-        return backoff
 
 
 @dataclass

@@ -18,25 +18,13 @@ it back: an alternating fail/pass destination stays ``down`` instead of flapping
 """
 
 from collections.abc import Sequence
-from enum import StrEnum
+from dataclasses import replace
+from datetime import datetime
 
-from stripe_monitor.ping import Outcome
-from stripe_monitor.records import CheckRecord
+from stripe_monitor.model.check import CheckRecord, Outcome
+from stripe_monitor.model.destination import REMOVED, DestinationState, Health, Transition, Verdict
 
 RECENT_VERDICTS_KEPT = 5
-
-
-class Health(StrEnum):
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    DOWN = "down"
-
-
-class Verdict(StrEnum):
-    PASS = "pass"  # noqa: S105 (a verdict, not a password)
-    SOFT = "soft"
-    FAIL = "fail"
-    DISABLED = "disabled"
 
 
 def judge(record: CheckRecord, *, slow_ping_ms: int) -> tuple[Verdict, str]:
@@ -69,3 +57,60 @@ def next_health(current: Health | None, recent: Sequence[Verdict]) -> Health:
     if newest in (Verdict.FAIL, Verdict.SOFT):
         return Health.DEGRADED
     return Health.HEALTHY
+
+
+def advance(
+    state: DestinationState, record: CheckRecord, *, slow_ping_ms: int, now: datetime
+) -> tuple[DestinationState, Transition | None]:
+    """The state after ``record``, and the transition it caused (None when health did not change)."""
+    verdict, reason = judge(record, slow_ping_ms=slow_ping_ms)
+    # A destination that is checked is not removed.
+    moved = replace(state, last_check=record, removed_at=None)
+    return observe(moved, verdict, reason, at=record.pinged_at, last_error=_error_of(record), now=now)
+
+
+def observe(
+    state: DestinationState, verdict: Verdict, reason: str, *, at: str, last_error: str | None, now: datetime
+) -> tuple[DestinationState, Transition | None]:
+    """Count one more verdict: a check's, or a delivery's (a lost ping fails, a late one is soft)."""
+    recent = (verdict, *state.recent)[:RECENT_VERDICTS_KEPT]
+    health = next_health(state.health, recent)
+    changed = health is not state.health
+    new_state = replace(
+        state,
+        health=health,
+        health_since=at if changed else state.health_since,
+        health_reason=reason if changed else state.health_reason,
+        recent=recent,
+    )
+    if not changed:
+        return new_state, None
+    transition = Transition(
+        destination_id=state.destination_id,
+        at=at,
+        from_health=state.health,
+        to_health=health,
+        reason=reason,
+        last_error=last_error,
+        muted=state.is_muted(now),
+    )
+    return new_state, transition
+
+
+def removal(state: DestinationState, *, at: str, now: datetime) -> tuple[DestinationState, Transition]:
+    """A destination no longer in the Stripe account: reported once."""
+    return replace(state, removed_at=at), Transition(
+        destination_id=state.destination_id,
+        at=at,
+        from_health=state.health,
+        to_health=REMOVED,
+        reason="the destination is no longer in the Stripe account",
+        last_error=None,
+        muted=state.is_muted(now),
+    )
+
+
+def _error_of(record: CheckRecord) -> str | None:
+    if record.error_code is None and record.error_message is None:
+        return None
+    return f"{record.outcome}: {record.error_code or ''} {record.error_message or ''}".strip()

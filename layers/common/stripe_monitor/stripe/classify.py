@@ -1,49 +1,16 @@
 """One ping = one classified result; ``ping_destination`` never raises for what Stripe or the network does."""
 
 import json
-import re
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 
-from stripe_monitor.destination_ids import validate_destination_id
-from stripe_monitor.stripe_client import StripeClient, StripeResponse, StripeTransportError
-from stripe_monitor.stripe_models import PING_EVENT_TYPE, ErrorBody, Event, PingEvent
-
-MAX_ERROR_MESSAGE = 300
-# Stripe echoes a masked key in some 401 messages; anything key-shaped is removed before it is stored.
-_SECRET_LIKE = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]{4,}")
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    NOT_FOUND = "not_found"
-    UNAUTHORIZED = "unauthorized"
-    RATE_LIMITED = "rate_limited"
-    STRIPE_ERROR = "stripe_error"
-    TIMEOUT = "timeout"
-    NETWORK_ERROR = "network_error"
-    INVALID_RESPONSE = "invalid_response"
-    CONFIG_ERROR = "config_error"  # no usable API key: nothing was sent
-    DISABLED = "disabled"  # Stripe reports the destination disabled (listed so in a scheduled run)
-
-
-@dataclass(frozen=True)
-class PingResult:
-    destination_id: str
-    outcome: Outcome
-    idempotency_key: str
-    attempts: int
-    latency_ms: int
-    http_status: int | None = None
-    event_id: str | None = None
-    event_created: str | None = None
-    livemode: bool | None = None
-    stripe_request_id: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
+from stripe_monitor.errors import validation_message
+from stripe_monitor.model.check import DestinationFacts, Outcome, PingResult
+from stripe_monitor.model.ids import validate_destination_id
+from stripe_monitor.model.times import iso_ms
+from stripe_monitor.redaction import clean_message
+from stripe_monitor.stripe.client import StripeClient, StripeResponse, StripeTransportError
+from stripe_monitor.stripe.models import PING_EVENT_TYPE, ErrorBody, Event, EventDestination, PingEvent
 
 
 def ping_destination(
@@ -89,7 +56,7 @@ def classify_response(destination_id: str, idempotency_key: str, response: Strip
         return PingResult(
             outcome=Outcome.OK,
             event_id=event.id,
-            event_created=_iso_ms(event.created),
+            event_created=iso_ms(event.created),
             livemode=event.livemode,
             **common,  # type: ignore[arg-type]
         )
@@ -116,27 +83,17 @@ def _validated_ping_event(destination_id: str, response: StripeResponse) -> Ping
     try:
         event = parse(event=payload, model=Event)
     except ValidationError as exc:
-        raise _InvalidAnswerError(f"response is not a v2.core.event: {_first_error(exc)}") from None
+        raise _InvalidAnswerError(f"response is not a v2.core.event: {validation_message(exc)}") from None
     if event.type != PING_EVENT_TYPE:
         raise _InvalidAnswerError(f"expected a {PING_EVENT_TYPE} event, got {event.type!r}")
     try:
         ping_event = parse(event=payload, model=PingEvent)
     except ValidationError as exc:
-        raise _InvalidAnswerError(f"ping event is malformed: {_first_error(exc)}") from None
+        raise _InvalidAnswerError(f"ping event is malformed: {validation_message(exc)}") from None
     if ping_event.related_object.id != destination_id:
         other = ping_event.related_object.id
         raise _InvalidAnswerError(f"ping event is for {other!r}, not for the destination pinged")
     return ping_event
-
-
-def _first_error(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    if not errors:
-        return "invalid"
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
 
 
 def _outcome_for_status(status: int) -> Outcome:
@@ -160,11 +117,14 @@ def _error_code_and_message(response: StripeResponse) -> tuple[str, str]:
     return body.error.code, body.error.message
 
 
-def clean_message(message: str) -> str:
-    """Remove anything shaped like a Stripe key or signing secret and cap the length."""
-    cleaned = _SECRET_LIKE.sub("[redacted]", message)
-    return cleaned if len(cleaned) <= MAX_ERROR_MESSAGE else cleaned[: MAX_ERROR_MESSAGE - 1] + "…"
-
-
-def _iso_ms(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def destination_facts(destination: EventDestination | None) -> DestinationFacts | None:
+    """What a check records of the destination's state in Stripe."""
+    if destination is None:
+        return None
+    bridge = destination.amazon_eventbridge
+    return DestinationFacts(
+        destination_status=destination.status,
+        disabled_reason=destination.disabled_reason,
+        destination_type=destination.type,
+        event_source_status=bridge.aws_event_source_status if bridge else None,
+    )

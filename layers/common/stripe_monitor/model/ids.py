@@ -1,15 +1,14 @@
-"""Validation of Stripe event destination ids, before anything is sent or stored."""
+"""Validation of the ids that reach a URL path or a table key, before anything is sent or stored."""
 
 import re
+
+from stripe_monitor.errors import InvalidDestinationIdError, InvalidInputError
 
 # Stripe ids: "ed_" (live) or "ed_test_" (sandbox) followed by letters and digits only.
 # ASCII classes on purpose: no "/", "..", "%2F", spaces or unicode can reach a URL path or a table key.
 _DESTINATION_ID = re.compile(r"ed_(?:test_)?[A-Za-z0-9]{1,100}")
 MAX_DESTINATION_ID_LENGTH = 110
-
-
-class InvalidDestinationIdError(ValueError):
-    """The text is not a Stripe event destination id; nothing was sent for it."""
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces, as Stripe accepts
 
 
 def validate_destination_id(value: object) -> str:
@@ -23,5 +22,15 @@ def validate_destination_id(value: object) -> str:
     if not _DESTINATION_ID.fullmatch(value):
         raise InvalidDestinationIdError(
             "destination id must look like ed_... or ed_test_... followed by letters and digits only"
+        )
+    return value
+
+
+def validate_idempotency_key(value: str) -> str:
+    """An idempotency key that can be sent to Stripe as an HTTP header."""
+    if not IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidInputError(
+            "idempotency key must be 1-255 printable ASCII characters without spaces",
+            code="invalid_idempotency_key",
         )
     return value

@@ -10,11 +10,9 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
+from stripe_monitor.errors import SignatureError
+
 DEFAULT_TOLERANCE_SECONDS = 300
-
-
-class SignatureError(ValueError):
-    """The request is not a verified Stripe delivery; the message is a short reason for the sender."""
 
 
 def verify_signature(

@@ -1,0 +1,153 @@
+"""Check items: one per attempted ping (partition the destination id, sort the check's time), with the
+delivery fields that receipts set.
+
+A receipt finds its check by querying the destination's newest checks with a consistent read (not an
+eventually consistent index), and a check finds its receipt by key, so whichever is written second sees the
+first: a receipt that arrives before its check is stored is still matched.
+"""
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from stripe_monitor.model.check import CheckRecord, DeliveryStatus
+from stripe_monitor.model.times import iso_ms, parse_iso
+from stripe_monitor.store.dynamo import (
+    batch_get,
+    from_item,
+    is_condition_failure,
+    key,
+    newest_first,
+    serialize,
+    to_item,
+)
+
+RECENT_CHECKS_SEARCHED = 50  # a receipt is matched among the destination's newest checks
+_MAX_SAME_MILLISECOND = 20
+
+
+class CheckItems:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+
+    def put_check(self, record: CheckRecord) -> CheckRecord:
+        """Store a new check and return it as stored. Two checks of a destination in the same
+        millisecond get distinct keys: the later one moves on by 1 ms."""
+        for _ in range(_MAX_SAME_MILLISECOND):
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=to_item(record.to_dict()),
+                    ConditionExpression="attribute_not_exists(pinged_at)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return record
+            except ClientError as exc:
+                if not is_condition_failure(exc):
+                    raise
+                if exc.response.get("Item") == to_item(record.to_dict()):
+                    return record  # an earlier attempt of this same write succeeded; its answer was lost
+                record = _one_ms_later(record)
+        raise RuntimeError("too many checks of one destination in the same millisecond")
+
+    def put_scheduled_check(self, record: CheckRecord) -> None:
+        """Store a scheduled check. Its key derives from the scheduled time, so writing it again (a retried
+        or redelivered run) writes the same check: one record per destination and time."""
+        self._client.put_item(TableName=self.table_name, Item=to_item(record.to_dict()))
+
+    def existing_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (destination_id, pinged_at) checks exist already."""
+        found = batch_get(
+            self._client,
+            self.table_name,
+            [key(d, p) for d, p in keys],
+            ProjectionExpression="destination_id, pinged_at",
+            ConsistentRead=True,
+        )
+        return {(item["destination_id"]["S"], item["pinged_at"]["S"]) for item in found}
+
+    def get(self, destination_id: str, pinged_at: str) -> CheckRecord | None:
+        answer = self._client.get_item(
+            TableName=self.table_name, Key=key(destination_id, pinged_at), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return CheckRecord.from_dict(from_item(item)) if item else None
+
+    def history(
+        self, destination_id: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[CheckRecord], str | None]:
+        """A destination's checks, newest first, and the cursor of the next page (None on the last)."""
+        items, next_cursor = newest_first(self._client, self.table_name, destination_id, limit, cursor)
+        return [CheckRecord.from_dict(item) for item in items], next_cursor
+
+    # -- delivery ---------------------------------------------------------------------------------------
+
+    def find_by_event(self, destination_id: str, event_id: str) -> CheckRecord | None:
+        answer = self._client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="destination_id = :d",
+            FilterExpression="event_id = :e",
+            ExpressionAttributeValues={":d": {"S": destination_id}, ":e": {"S": event_id}},
+            ScanIndexForward=False,
+            Limit=RECENT_CHECKS_SEARCHED,
+            ConsistentRead=True,
+        )
+        items = answer.get("Items", [])
+        return CheckRecord.from_dict(from_item(items[0])) if items else None
+
+    def mark_delivered(self, check: CheckRecord, delivery: dict[str, Any]) -> str | None:
+        """Set the check's delivery fields (idempotent: always from the first arrival); returns the
+        delivery status it had before."""
+        answer = self._client.update_item(
+            TableName=self.table_name,
+            Key=key(check.destination_id, check.pinged_at),
+            UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in delivery),
+            ConditionExpression="attribute_exists(pinged_at)",
+            ExpressionAttributeValues={f":{k}": serialize(v) for k, v in delivery.items()},
+            ReturnValues="UPDATED_OLD",
+        )
+        old = answer.get("Attributes", {}).get("delivery_status")
+        return str(old["S"]) if old else None
+
+    def pending(self, destination_id: str, *, not_before: str, before: str) -> list[CheckRecord]:
+        """The destination's checks between the two times that still wait for their receipt."""
+        answer = self._client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="destination_id = :d AND pinged_at BETWEEN :from AND :to",
+            FilterExpression="delivery_status = :pending",
+            ExpressionAttributeValues={
+                ":d": {"S": destination_id},
+                ":from": {"S": not_before},
+                ":to": {"S": before},
+                ":pending": {"S": DeliveryStatus.PENDING},
+            },
+            ConsistentRead=True,
+        )
+        return [CheckRecord.from_dict(from_item(item)) for item in answer.get("Items", [])]
+
+    def mark_lost(self, check: CheckRecord) -> bool:
+        """pending -> lost; False when a receipt came first."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=key(check.destination_id, check.pinged_at),
+                UpdateExpression="SET delivery_status = :lost",
+                ConditionExpression="delivery_status = :pending",
+                ExpressionAttributeValues={
+                    ":lost": {"S": DeliveryStatus.LOST},
+                    ":pending": {"S": DeliveryStatus.PENDING},
+                },
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+
+def _one_ms_later(record: CheckRecord) -> CheckRecord:
+    later = iso_ms(parse_iso(record.pinged_at) + timedelta(milliseconds=1))
+    return CheckRecord.from_dict(record.to_dict() | {"pinged_at": later})
