@@ -23,6 +23,8 @@ ROTATED_STRIPE_KEY = "sk_test_FAKErotatedKeyForMonitorTests00000002"
 # The webhook receiver's signing secrets (Stripe's whsec_ format), held to the same rule.
 FAKE_SIGNING_SECRET = "whsec_FAKEsigningSecretForMonitorTests000001"
 ROTATED_SIGNING_SECRET = "whsec_FAKErotatedSigningSecretForTests00002"
+# The stack's API URL as its SSM parameter holds it (the links in alerts).
+STACK_API_URL = "https://api.example/v1"
 TEST_SECRETS = {
     "FAKE_STRIPE_KEY": FAKE_STRIPE_KEY,
     "ROTATED_STRIPE_KEY": ROTATED_STRIPE_KEY,
@@ -158,12 +160,10 @@ class Deployment:
 def reset_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
-    import app
-    from stripe_monitor.settings import get_settings
+    from stripe_monitor import wiring
 
     parameters.clear_caches()
-    get_settings.cache_clear()
-    app.monitor.cache_clear()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -174,10 +174,13 @@ def deployment(
     table_name, secret_id = f"checks-{suffix}", f"stripe-monitor/{suffix}"
     aws.create_results_table(table_name)
     aws.put_secret(secret_id, FAKE_STRIPE_KEY)
+    api_url_parameter = f"/{suffix}/api-url"
+    aws.client("ssm").put_parameter(Name=api_url_parameter, Value=STACK_API_URL, Type="String")
     for name, value in {
         **aws.environment,
         "TABLE_NAME": table_name,
         "STRIPE_SECRET_ID": secret_id,
+        "API_URL_PARAMETER": api_url_parameter,
         "STRIPE_API_BASE": stripe.url,
         "DESTINATION_IDS": "",
         "RESULT_RETENTION_DAYS": "90",

@@ -460,11 +460,8 @@ def test_schedule_input_carries_the_scheduled_time(function: dict[str, Any]) -> 
     schedule = schedule_event(function)
     fixture = json.loads((EVENTS / "schedule.json").read_text())
 
-    schedule_input = json.loads(schedule["Input"]["Fn::Sub"])
-    assert schedule_input["scheduled_time"] == SCHEDULED_TIME
-    assert (
-        schedule_input["api_url"] == "https://${MonitorApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"
-    )
+    schedule_input = json.loads(schedule["Input"])
+    assert schedule_input == {"scheduled_time": SCHEDULED_TIME}
     assert set(fixture) <= set(schedule_input)
 
 
@@ -683,3 +680,27 @@ def test_the_receipt_function_reads_exactly_its_table_and_its_signing_secret(
         "Ref": "WebhookSigningSecretId"
     }
     assert receipt_function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+
+
+def test_the_receipt_function_is_never_given_the_stripe_key(receipt_function: dict[str, Any]) -> None:
+    assert "STRIPE_SECRET_ID" not in receipt_function["Environment"]["Variables"]
+    assert "StripeSecretId" not in json.dumps(receipt_function["Policies"])
+
+
+def test_alert_links_come_from_an_api_url_parameter_each_function_may_read_and_nothing_else(
+    resources: dict[str, Any],
+    function: dict[str, Any],
+    receipt_function: dict[str, Any],
+    template: dict[str, Any],
+) -> None:
+    parameter = resources["ApiUrlParameter"]["Properties"]
+    name = {"Fn::Sub": "/${AWS::StackName}/api-url"}
+
+    assert parameter["Name"] == name
+    assert parameter["Value"] == template["Outputs"]["ApiUrl"]["Value"]
+    for each in (function, receipt_function):
+        assert each["Environment"]["Variables"]["API_URL_PARAMETER"] == name
+        [read] = [s for s in policy_statements(each) if any(a.startswith("ssm:") for a in actions_of(s))]
+        assert actions_of(read) == ["ssm:GetParameter"]
+        arn = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${AWS::StackName}/api-url"
+        assert resources_of(read) == [{"Fn::Sub": arn}]

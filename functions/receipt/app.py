@@ -44,14 +44,14 @@ WEBHOOK = "/webhooks/stripe"
 RECEIPTS = "/receipts"
 ROUTES = {WEBHOOK: ("POST",), RECEIPTS: ("POST",)}
 
-router = APIGatewayRouter()
+router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 
 @router.post(WEBHOOK)
 def stripe_webhook() -> Response[str]:
     """Public (Stripe cannot sign with SigV4): only a verified ``Stripe-Signature`` gets anything stored."""
     event = router.current_event
-    payload = _raw_body(event.body or "", event.is_base64_encoded)
+    payload = _raw_body(event.body or "", bool(event.is_base64_encoded))
     if len(payload) > MAX_WEBHOOK_BYTES:
         raise BodyTooLargeError(f"body larger than {MAX_WEBHOOK_BYTES} bytes")
     settings = receipt_services().settings

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, load_event, reset_caches, wait_until
+from tests.conftest import (
+    ROTATED_STRIPE_KEY,
+    STACK_API_URL,
+    Deployment,
+    emf_metrics,
+    reset_caches,
+    wait_until,
+)
 from tests.integration.api_events import api_event, ping_event
 from tests.local.stripe_standin import Fault
 
@@ -19,7 +26,7 @@ DISABLED = "ed_test_61FleetDisabled00000001"
 
 def run(deployment: Deployment, minute: int = 0, remaining_ms: int = 20_000) -> Any:
     when = (datetime(2026, 11, 27, 4, 0, tzinfo=UTC) + timedelta(minutes=10 * minute)).isoformat()
-    return deployment.invoke({"scheduled_time": when, "api_url": "https://api.example/v1"}, remaining_ms)
+    return deployment.invoke({"scheduled_time": when}, remaining_ms)
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
@@ -238,7 +245,7 @@ def test_an_invalid_mute_is_a_400(deployment, body, code):
     assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (400, code)
 
 
-def test_an_api_ping_updates_health_and_links_alerts_to_the_api_it_came_through(deployment, alerts):
+def test_an_api_ping_updates_health_and_links_alerts_to_the_stacks_api(deployment, alerts):
     deployment.stripe.script(WEBHOOK, [Fault("status", 500)], forever=True)
     deployment.stripe.add_destination(WEBHOOK)
     deployment.invoke(ping_event(WEBHOOK))
@@ -246,9 +253,7 @@ def test_an_api_ping_updates_health_and_links_alerts_to_the_api_it_came_through(
 
     [degraded, down] = alerts.messages()
     assert "DOWN" in down["Subject"]
-    event = load_event("api_ping.json")
-    domain = event["requestContext"]["domainName"]
-    assert f"https://{domain}/v1/destinations/{WEBHOOK}/pings" in down["Message"]
+    assert f"{STACK_API_URL}/destinations/{WEBHOOK}/pings" in down["Message"]
     assert "DEGRADED" in degraded["Subject"]
 
 

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from stripe_monitor.destination_ids import InvalidDestinationIdError
-from stripe_monitor.ping import Outcome, ping_destination
-from stripe_monitor.stripe_client import StripeClient, StripeClientConfig
+from stripe_monitor.errors import InvalidDestinationIdError
+from stripe_monitor.model.check import Outcome
+from stripe_monitor.stripe.classify import ping_destination
+from stripe_monitor.stripe.client import StripeClient, StripeClientConfig
 from tests.conftest import FAKE_STRIPE_KEY
 from tests.local.stripe_standin import Fault, StripeStandIn
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from stripe_monitor.stripe_client import StripeClient, StripeClientConfig, StripeTransportError
+from stripe_monitor.stripe.client import StripeClient, StripeClientConfig, StripeTransportError
 from tests.conftest import FAKE_STRIPE_KEY
 from tests.local.stripe_standin import Fault, StripeStandIn
 

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from stripe_monitor.check_store import CheckStore
-from stripe_monitor.checks import Monitor
-from stripe_monitor.health import Verdict
-from stripe_monitor.settings import get_settings
-from stripe_monitor.stripe_client import StripeClient
+from stripe_monitor.config import PingSettings
+from stripe_monitor.model.destination import Verdict
+from stripe_monitor.stripe.client import StripeClient
+from stripe_monitor.wiring import build_ping_services
 from tests.conftest import Deployment, wait_until
 from tests.integration.api_events import api_event, ping_event
 from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault, AwsFaultProxy
@@ -415,9 +414,9 @@ def test_a_state_written_elsewhere_meanwhile_is_read_again_and_its_mute_respecte
     deployment.stripe.add_destination(DESTINATION)
     deployment.invoke(ping_event(DESTINATION))  # healthy; this environment now holds the state
     # Another execution environment mutes the destination and counts a lost ping into its health.
-    elsewhere = Monitor(get_settings(), CheckStore(deployment.table_name), lambda *_, **__: "")
-    elsewhere.mute(DESTINATION, datetime.now(UTC) + timedelta(hours=1))
-    elsewhere.observe_delivery(DESTINATION, Verdict.FAIL, "lost", "2026-12-01T00:00:00.000Z")
+    elsewhere = build_ping_services(PingSettings.from_env())
+    elsewhere.queries.mute(DESTINATION, datetime.now(UTC) + timedelta(hours=1))
+    elsewhere.deliveries.health.observe(DESTINATION, Verdict.FAIL, "lost", "2026-12-01T00:00:00.000Z")
     deployment.stripe.script(DESTINATION, [Fault("status", 500)], forever=True)
     before = proxy.calls
 

@@ -24,10 +24,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as tally
 from hypothesis import strategies as st
 
-from stripe_monitor.destination_ids import validate_destination_id
-from stripe_monitor.stripe_models import PING_EVENT_TYPE
-from stripe_monitor.webhook_signature import sign
-from tests.conftest import FAKE_SIGNING_SECRET, Deployment, FakeLambdaContext, assert_no_test_secrets
+from stripe_monitor.model.ids import validate_destination_id
+from stripe_monitor.stripe.models import PING_EVENT_TYPE
+from stripe_monitor.stripe.signature import sign
+from tests.conftest import (
+    FAKE_SIGNING_SECRET,
+    Deployment,
+    FakeLambdaContext,
+    assert_no_test_secrets,
+    reset_caches,
+)
 from tests.integration.api_events import api_event
 from tests.local.aws_faults import QUERY, AwsFaultProxy
 from tests.local.stripe_standin import RequestRecord, StripeStandIn
@@ -377,9 +383,9 @@ def receiver(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterato
     deployment.aws.put_secret(secret_id, json.dumps({"signing_secrets": [FAKE_SIGNING_SECRET]}))
     configure(monkeypatch, WEBHOOK_SECRET_ID=secret_id, RECEIPT_DESTINATION_IDS=KNOWN)
     module = receipt_app()
-    module.monitor.cache_clear()
+    reset_caches()
     yield Receiver(deployment, module)
-    module.monitor.cache_clear()
+    reset_caches()
 
 
 def webhook_event(body: bytes, headers: dict[str, str], *, as_base64: bool) -> dict[str, Any]:

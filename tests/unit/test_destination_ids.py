@@ -1,6 +1,7 @@
 import pytest
 
-from stripe_monitor.destination_ids import InvalidDestinationIdError, validate_destination_id
+from stripe_monitor.errors import InvalidDestinationIdError
+from stripe_monitor.model.ids import validate_destination_id
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stripe_monitor.destination_state import DestinationState
-from stripe_monitor.health import Health, Verdict, judge, next_health
-from stripe_monitor.ping import Outcome
-from stripe_monitor.records import CheckRecord, Trigger
+from stripe_monitor.logic.health_rule import advance, judge, next_health
+from stripe_monitor.model.check import CheckRecord, Outcome, Trigger
+from stripe_monitor.model.destination import DestinationState, Health, Verdict
 
 P, S, F, D = Verdict.PASS, Verdict.SOFT, Verdict.FAIL, Verdict.DISABLED
 HEALTHY, DEGRADED, DOWN = Health.HEALTHY, Health.DEGRADED, Health.DOWN
@@ -63,7 +62,7 @@ def test_alternating_failures_do_not_flap():
     state = DestinationState("ed_test_1")
     healths = []
     for minute, outcome in enumerate([Outcome.OK, Outcome.TIMEOUT] * 4):
-        state, _ = state.advance(record(outcome, at=minute), slow_ping_ms=5000, now=datetime.now(UTC))
+        state, _ = advance(state, record(outcome, at=minute), slow_ping_ms=5000, now=datetime.now(UTC))
         healths.append(state.health)
 
     assert healths[3:] == [DOWN] * 5  # once down, one success between failures never brings it back
@@ -95,11 +94,11 @@ def test_a_change_of_health_is_a_transition_with_the_last_error():
     state = DestinationState("ed_test_1", health=HEALTHY, recent=(P, P))
     failing = record(Outcome.STRIPE_ERROR, http_status=500, error_code="api_error", error_message="boom")
 
-    state, first = state.advance(failing, slow_ping_ms=5000, now=datetime.now(UTC))
-    state, second = state.advance(
-        record(Outcome.STRIPE_ERROR, at=1), slow_ping_ms=5000, now=datetime.now(UTC)
+    state, first = advance(state, failing, slow_ping_ms=5000, now=datetime.now(UTC))
+    state, second = advance(
+        state, record(Outcome.STRIPE_ERROR, at=1), slow_ping_ms=5000, now=datetime.now(UTC)
     )
-    _, none = state.advance(record(Outcome.STRIPE_ERROR, at=2), slow_ping_ms=5000, now=datetime.now(UTC))
+    _, none = advance(state, record(Outcome.STRIPE_ERROR, at=2), slow_ping_ms=5000, now=datetime.now(UTC))
 
     assert first is not None and (first.from_health, first.to_health) == (HEALTHY, DEGRADED)
     assert first.last_error == "stripe_error: api_error boom"
@@ -111,6 +110,6 @@ def test_a_muted_destination_marks_its_transitions_muted():
     now = datetime.now(UTC)
     state = DestinationState("ed_test_1", health=HEALTHY, muted_until=(now + timedelta(hours=1)).isoformat())
 
-    _, transition = state.advance(record(Outcome.TIMEOUT, http_status=None), slow_ping_ms=5000, now=now)
+    _, transition = advance(state, record(Outcome.TIMEOUT, http_status=None), slow_ping_ms=5000, now=now)
 
     assert transition is not None and transition.muted

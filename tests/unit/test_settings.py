@@ -1,6 +1,7 @@
 import pytest
 
-from stripe_monitor.settings import ConfigError, Settings
+from stripe_monitor.config import PingSettings as Settings
+from stripe_monitor.errors import ConfigError
 
 BASE = {"TABLE_NAME": "checks", "STRIPE_SECRET_ID": "stripe/key"}
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 
-from stripe_monitor.stripe_models import ErrorBody, Event, EventDestination, EventDestinationPage, PingEvent
+from stripe_monitor.stripe.models import ErrorBody, Event, EventDestination, EventDestinationPage, PingEvent
 
 # The API page's own example answer (related_object.type "event_destination").
 DOCS_PING_ANSWER: dict[str, Any] = {

@@ -52,7 +52,6 @@ def create_resolver(
     app.include_router(router)
     patterns = {re.compile(_PARAMETER.sub("[^/]+", path)): methods for path, methods in routes.items()}
 
-    @app.exception_handler(Exception)
     def answer_error(exc: Exception) -> Response[str]:
         answer = error_answer(exc)
         if answer is None:  # a bug: logged with its traceback, answered without a detail of it
@@ -65,10 +64,13 @@ def create_resolver(
         headers = exc.headers() if isinstance(exc, MonitorError) else None
         return json_response(status, body, headers)
 
+    app.exception_handler(Exception)(answer_error)
+
     @app.not_found
     def no_route(_: Exception) -> Response[str]:
         path, method = app.current_event.path, app.current_event.http_method
         methods = next((m for pattern, m in patterns.items() if pattern.fullmatch(path)), None)
+        # Answered here: Powertools does not pass what a not-found handler raises to the error map.
         if methods is None:
             return answer_error(RouteNotFoundError(f"no route for {method} {path}"))
         if method not in methods:

@@ -8,7 +8,8 @@ environment between them).
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stripe_monitor.alerts import AlertPublisher
 from stripe_monitor.config import CommonSettings, PingSettings, ReceiptSettings
@@ -31,7 +32,7 @@ class PingServices:
     deliveries: Deliveries
     queries: Queries
 
-    def deadline(self, context: Any) -> float:
+    def deadline(self, context: LambdaContext) -> float:
         """A monotonic deadline: Lambda's remaining time less the margin kept to record the result."""
         remaining = context.get_remaining_time_in_millis() / 1000 - self.settings.deadline_margin_seconds
         return time.monotonic() + max(remaining, 0.1)

@@ -34,7 +34,8 @@ def key(partition: str, sort: str) -> dict[str, Any]:
 
 
 def serialize(value: Any) -> dict[str, Any]:
-    return _SERIALIZER.serialize(value)
+    serialized: dict[str, Any] = _SERIALIZER.serialize(value)
+    return serialized
 
 
 def without_none(values: dict[str, Any]) -> dict[str, Any]:
