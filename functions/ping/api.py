@@ -10,12 +10,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.utilities.parser import BaseModel
-from pydantic import AwareDatetime
 
 from stripe_monitor.errors import BodyTooLargeError, InvalidInputError
 from stripe_monitor.http_api import json_response, parse_body
 from stripe_monitor.model.check import DeliveryStatus, Outcome, Trigger
 from stripe_monitor.model.ids import validate_idempotency_key
+from stripe_monitor.model.untrusted import BoundedDatetime, parse_int
 from stripe_monitor.wiring import ping_services
 
 MAX_WAIT_SECONDS = 25
@@ -54,7 +54,8 @@ def ping_now(destination_id: str) -> Response[str]:
     if idempotency_key is not None:
         validate_idempotency_key(idempotency_key)
     raw_wait = router.current_event.get_query_string_value("wait")
-    if raw_wait is not None and not (raw_wait.isdigit() and 1 <= int(raw_wait) <= MAX_WAIT_SECONDS):
+    wait = parse_int(raw_wait, low=1, high=MAX_WAIT_SECONDS)
+    if raw_wait is not None and wait is None:
         raise InvalidInputError(
             f"wait must be a number of seconds from 1 to {MAX_WAIT_SECONDS}", code="invalid_wait"
         )
@@ -66,14 +67,14 @@ def ping_now(destination_id: str) -> Response[str]:
         idempotency_key=idempotency_key,
     )
     status = _STATUS_FOR_OUTCOME.get(record.outcome, HTTPStatus.BAD_GATEWAY)
-    if raw_wait is None:
+    if wait is None:
         return json_response(status, record.to_dict())
     # Ping and wait: a gate for deploy pipelines. Never longer than Lambda has left.
     remaining = (
         router.lambda_context.get_remaining_time_in_millis() / 1000
         - services.settings.deadline_margin_seconds
     )
-    record = services.deliveries.wait_for(record, seconds=max(min(int(raw_wait), remaining), 0))
+    record = services.deliveries.wait_for(record, seconds=max(min(wait, remaining), 0))
     delivered = record.delivery_status in (DeliveryStatus.DELIVERED, DeliveryStatus.LATE)
     verdict = {
         "accepted": record.outcome is Outcome.OK,
@@ -113,7 +114,7 @@ def destinations() -> Response[str]:
 
 
 class MuteRequest(BaseModel):
-    until: AwareDatetime
+    until: BoundedDatetime
 
 
 @router.post(MUTE)
@@ -137,8 +138,9 @@ def unmute(destination_id: str) -> Response[str]:
 
 def _page_parameters() -> tuple[int, str | None]:
     raw_limit = router.current_event.get_query_string_value("limit", str(HISTORY_DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_MAX_LIMIT:
+    limit = parse_int(raw_limit, low=1, high=HISTORY_MAX_LIMIT)
+    if limit is None:
         raise InvalidInputError(
             f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}", code="invalid_limit"
         )
-    return int(raw_limit), router.current_event.get_query_string_value("cursor") or None
+    return limit, router.current_event.get_query_string_value("cursor") or None

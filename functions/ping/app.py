@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, field_validator
+from pydantic import field_validator
 
 from stripe_monitor.errors import InvalidInputError, error_body, invalid_event
 from stripe_monitor.model.check import Trigger
 from stripe_monitor.model.ids import validate_idempotency_key
+from stripe_monitor.model.untrusted import BoundedDatetime
 from stripe_monitor.observability import logger, metrics, tracer
 from stripe_monitor.wiring import ping_services
 
@@ -23,18 +24,25 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
+# When a scheduled run may be delivered: EventBridge Scheduler and Lambda retry it for hours (at most a
+# day), and the clocks may differ a little.
+RUN_MAX_AGE = timedelta(days=1)
+RUN_MAX_AHEAD = timedelta(minutes=5)
+
+
 class ScheduledRun(BaseModel):
     """The ScheduleV2 ``Input``: ``{"scheduled_time": "<aws.scheduler.scheduled-time>"}``."""
 
-    scheduled_time: AwareDatetime
+    scheduled_time: BoundedDatetime
 
     @field_validator("scheduled_time")
     @classmethod
-    def _not_ahead(cls, value: datetime) -> datetime:
-        # The scheduler sends the time it fires at. A time far ahead would outrank every real check (health
-        # never moves backwards) and can overflow the record's expiry: it is refused before any ping.
-        if value > datetime.now(UTC) + timedelta(days=1):
-            raise ValueError("scheduled_time must not be more than a day ahead")
+    def _deliverable(cls, value: datetime) -> datetime:
+        # A time ahead would outrank every real check (health never moves backwards), one long past would be
+        # recorded for TTL to delete at once: only a time the scheduler can really send is run.
+        now = datetime.now(UTC)
+        if not now - RUN_MAX_AGE <= value <= now + RUN_MAX_AHEAD:
+            raise ValueError("scheduled_time must be within the last 24 hours and at most 5 minutes ahead")
         return value
 
 

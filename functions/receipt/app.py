@@ -5,8 +5,6 @@ errors are raised and answered by the error map (``stripe_monitor/http_api.py``)
 
 import base64
 import binascii
-import json
-import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -17,22 +15,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
 
 from stripe_monitor.errors import (
     BodyTooLargeError,
     InvalidInputError,
     NotConfiguredError,
     RouteNotFoundError,
-    SignatureError,
 )
 from stripe_monitor.http_api import create_resolver, json_response, parse_body
 from stripe_monitor.model.ids import validate_destination_id
 from stripe_monitor.model.receipt import Channel, Receipt
+from stripe_monitor.model.untrusted import BoundedDatetime, loads_json
 from stripe_monitor.observability import logger, metrics, tracer
-from stripe_monitor.secrets_manager import get_signing_secrets
 from stripe_monitor.stripe.models import PING_EVENT_TYPE, Event, PingEvent
-from stripe_monitor.stripe.signature import verify_signature
 from stripe_monitor.wiring import receipt_services
 
 MAX_WEBHOOK_BYTES = 64 * 1024
@@ -54,17 +49,14 @@ def stripe_webhook() -> Response[str]:
     payload = _raw_body(event.body or "", bool(event.is_base64_encoded))
     if len(payload) > MAX_WEBHOOK_BYTES:
         raise BodyTooLargeError(f"body larger than {MAX_WEBHOOK_BYTES} bytes")
-    settings = receipt_services().settings
-    if not settings.webhook_secret_id:
+    verifier = receipt_services().webhook
+    if verifier is None:
         raise NotConfiguredError("no webhook signing secret is configured")
     header = next((v for k, v in event.headers.items() if k.lower() == "stripe-signature"), None)
-    _verify(payload, header, settings.webhook_secret_id, settings.webhook_tolerance_seconds)
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        raise InvalidInputError("body is not JSON", code="invalid_body") from None
-    if not isinstance(document, dict):
-        raise InvalidInputError("body is not a Stripe event", code="invalid_body")
+    document = _json_object(payload)
+    verifier.verify(payload, header, _related_id(document))
+    if document is None:
+        raise InvalidInputError("body is not a JSON object", code="invalid_body")
     if document.get("type") != PING_EVENT_TYPE or document.get("object") != "v2.core.event":
         # Signed by Stripe, but not a ping (e.g. a snapshot event to the same endpoint): acknowledge it,
         # or Stripe retries it for days and may disable the destination.
@@ -83,25 +75,25 @@ def stripe_webhook() -> Response[str]:
 
 
 def _raw_body(body: str, is_base64_encoded: bool) -> bytes:
-    if not is_base64_encoded:
-        return body.encode()
     try:
-        return base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInputError("body is not valid base64", code="invalid_body") from None
+        return base64.b64decode(body, validate=True) if is_base64_encoded else body.encode()
+    except (binascii.Error, ValueError):  # invalid base64, or text that is not UTF-8 (lone surrogates)
+        raise InvalidInputError("body is not valid base64 or UTF-8", code="invalid_body") from None
 
 
-def _verify(payload: bytes, header: str | None, secret_id: str, tolerance: int) -> None:
+def _json_object(payload: bytes) -> dict[str, Any] | None:
     try:
-        verify_signature(
-            payload, header, get_signing_secrets(secret_id), now=time.time(), tolerance=tolerance
-        )
-    except SignatureError as exc:
-        if "no valid signature" not in str(exc):
-            raise
-        # The secrets may have been rotated since they were cached: read them again, once.
-        fresh = get_signing_secrets(secret_id, force_fetch=True)
-        verify_signature(payload, header, fresh, now=time.time(), tolerance=tolerance)
+        document = loads_json(payload)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _related_id(document: dict[str, Any] | None) -> str | None:
+    """The destination the event names: whose signing secrets sign it (not trusted before that)."""
+    related = document.get("related_object") if document else None
+    found = related.get("id") if isinstance(related, dict) else None
+    return found if isinstance(found, str) else None
 
 
 class ApplicationReceipt(BaseModel):
@@ -109,7 +101,7 @@ class ApplicationReceipt(BaseModel):
 
     event_id: str
     destination_id: str
-    received_at: AwareDatetime | None = None
+    received_at: BoundedDatetime | None = None
 
 
 @router.post(RECEIPTS)

@@ -195,12 +195,13 @@ def test_a_post_without_an_idempotency_key_is_refused_before_sending(client, str
     assert stripe.requests == []
 
 
-def test_retrieve_returns_the_destination_model(client, stripe):
+def test_the_list_returns_the_destination_model(client, stripe):
     stripe.add_destination(
         "ed_test_61EventBridgePending01", type="amazon_eventbridge", event_source_status="pending"
     )
 
-    destination = client.retrieve_destination("ed_test_61EventBridgePending01", deadline=far_deadline())
+    listed = client.list_destinations(deadline=far_deadline())
+    destination = next(d for d in listed if d.id == "ed_test_61EventBridgePending01")
 
     assert destination.type == "amazon_eventbridge"
     assert destination.amazon_eventbridge is not None

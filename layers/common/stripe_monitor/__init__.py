@@ -1,9 +1,11 @@
-"""Stripe event destination monitor: shared code of the Lambda layer.
+"""Stripe event destination monitor: the shared code of the Lambda layer (docs/architecture.md).
 
-Where things happen:
-- ``stripe_client``   sends requests to Stripe (the only module that touches HTTP)
-- ``stripe_models``   validates Stripe's answers (Powertools Parser / pydantic)
-- ``ping``            one ping = one classified ``PingResult``
-- ``check_store``     reads and writes check records (the only module that touches DynamoDB)
-- ``checks``          the monitor's logic: check one destination, run a schedule, read history
+Imports run one way (``tools/import_rules.py`` checks it):
+- ``errors``, ``model/``, ``config``   what everything shares: exceptions, data types, settings
+- ``stripe/``                          sends a ping (``client``), validates the answer (``models``),
+                                       classifies it (``classify``), verifies webhook signatures
+- ``store/``                           the only code that touches DynamoDB, one module per item kind
+- ``secrets_manager``, ``alerts``      the Stripe key and signing secrets; SNS alerts
+- ``logic/``                           one check, a scheduled run, health, deliveries, queries
+- ``wiring``, ``http_api``             each function's services; the one error map of both APIs
 """

@@ -20,6 +20,7 @@ from stripe_monitor.errors import (
     error_body,
     validation_message,
 )
+from stripe_monitor.model.untrusted import loads_json
 from stripe_monitor.observability import logger
 
 # A route's path -> its methods, for the 404 and 405 answers; ``<name>`` is a path parameter.
@@ -36,11 +37,14 @@ def json_response(status: int, body: object, headers: dict[str, str] | None = No
 def parse_body[M: BaseModel](model: type[M], raw: str, *, expected: str) -> M:
     """The JSON body as ``model``, or a 400 ``invalid_body`` that says what was ``expected``."""
     try:
-        return model.model_validate_json(raw or "{}")
+        document = loads_json(raw or "{}")
+    except ValueError:
+        raise InvalidInputError(f"expected {expected}: the body is not JSON", code="invalid_body") from None
+    try:
+        return model.model_validate(document)
     except ValidationError as exc:
-        raise InvalidInputError(
-            f"expected {expected}: {validation_message(exc)}", code="invalid_body"
-        ) from None
+        message = f"expected {expected}: {validation_message(exc)}"
+        raise InvalidInputError(message, code="invalid_body") from None
 
 
 def create_resolver(

@@ -9,7 +9,10 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
-from stripe_monitor.errors import ConfigError
+from stripe_monitor.errors import ConfigError, InvalidDestinationIdError
+from stripe_monitor.model.ids import validate_destination_id
+from stripe_monitor.model.receipt import SigningSecrets
+from stripe_monitor.redaction import remember_secret
 
 SECRET_CACHE_SECONDS = 300
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -21,25 +24,54 @@ def get_stripe_api_key(secret_id: str, *, force_fetch: bool = False) -> str:
     key = _key_from_secret_text(text)
     if not key.startswith(("sk_", "rk_")) or any(ch.isspace() for ch in key):
         raise ConfigError(f"secret {secret_id!r} does not hold a Stripe secret key (sk_... or rk_...)")
+    remember_secret(key)
+    if key.startswith("sk_org_"):
+        raise ConfigError(
+            "organization keys (sk_org_...) need a Stripe-Context header on every request, which the monitor"
+            " does not send yet: use a secret key of the account"
+        )
     return key
 
 
-def get_signing_secrets(secret_id: str, *, force_fetch: bool = False) -> list[str]:
-    """The secret holds ``{"signing_secrets": ["whsec_...", ...]}`` or the secrets separated by commas or
-    whitespace (several while one is rolled)."""
+def get_signing_secrets(secret_id: str, *, force_fetch: bool = False) -> SigningSecrets:
+    """The secret holds the secrets separated by commas or whitespace, or a JSON object: each destination's
+    own, ``{"ed_...": ["whsec_...", ...], ...}``, and ``"signing_secrets": [...]`` for any other."""
     text = _read(secret_id, force_fetch, what="webhook signing secret")
-    if text.startswith("{"):
-        try:
-            values = json.loads(text).get("signing_secrets")
-        except (ValueError, AttributeError):
-            values = None
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise ConfigError("webhook signing secret JSON needs a 'signing_secrets' list of strings")
-    else:
-        values = [v for v in _SEPARATORS.split(text) if v]
-    if not values or not all(v.startswith("whsec_") for v in values):
+    if not text.startswith("{"):
+        return SigningSecrets(shared=_whsec_values(_SEPARATORS.split(text)))
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ConfigError("webhook signing secret looks like JSON but cannot be parsed") from None
+    if not isinstance(document, dict):
+        raise ConfigError("webhook signing secret JSON must be an object")
+    shared: tuple[str, ...] = ()
+    by_destination: dict[str, tuple[str, ...]] = {}
+    for name, values in document.items():
+        listed = [values] if isinstance(values, str) else values
+        if not isinstance(listed, list):
+            raise ConfigError(f"webhook signing secret JSON: {name!r} needs a list of whsec_... values")
+        if name == "signing_secrets":
+            shared = _whsec_values(listed)
+        else:
+            try:
+                by_destination[validate_destination_id(name)] = _whsec_values(listed)
+            except InvalidDestinationIdError:
+                raise ConfigError(
+                    "webhook signing secret JSON: keys are destination ids (ed_...) or 'signing_secrets'"
+                ) from None
+    if not shared and not by_destination:
+        raise ConfigError("webhook signing secret JSON holds no secret")
+    return SigningSecrets(shared=shared, by_destination=by_destination)
+
+
+def _whsec_values(values: list[object]) -> tuple[str, ...]:
+    found = tuple(v for v in values if v)
+    if not found or not all(isinstance(v, str) and v.startswith("whsec_") for v in found):
         raise ConfigError("webhook signing secrets must be whsec_... values")
-    return values
+    for value in found:
+        remember_secret(str(value))
+    return tuple(str(v) for v in found)
 
 
 def _read(secret_id: str, force_fetch: bool, *, what: str) -> str:

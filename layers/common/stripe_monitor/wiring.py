@@ -19,7 +19,8 @@ from stripe_monitor.logic.pinger import Pinger
 from stripe_monitor.logic.queries import Queries
 from stripe_monitor.logic.scheduled_run import ScheduledRun
 from stripe_monitor.logic.single_check import SingleCheck
-from stripe_monitor.secrets_manager import get_stripe_api_key
+from stripe_monitor.logic.webhook_verifier import WebhookVerifier
+from stripe_monitor.secrets_manager import get_signing_secrets, get_stripe_api_key
 from stripe_monitor.store.results_table import ResultsTable
 from stripe_monitor.stripe.client import StripeClientConfig
 
@@ -42,6 +43,7 @@ class PingServices:
 class ReceiptServices:
     settings: ReceiptSettings
     deliveries: Deliveries
+    webhook: WebhookVerifier | None  # None: no signing secret configured
 
 
 def build_ping_services(settings: PingSettings, table: ResultsTable | None = None) -> PingServices:
@@ -67,7 +69,11 @@ def build_ping_services(settings: PingSettings, table: ResultsTable | None = Non
 
 def build_receipt_services(settings: ReceiptSettings, table: ResultsTable | None = None) -> ReceiptServices:
     _, deliveries = _health_and_deliveries(settings, table or ResultsTable.connect(settings.table_name))
-    return ReceiptServices(settings=settings, deliveries=deliveries)
+    webhook = None
+    if settings.webhook_secret_id:
+        tolerance = settings.webhook_tolerance_seconds
+        webhook = WebhookVerifier(settings.webhook_secret_id, get_signing_secrets, tolerance=tolerance)
+    return ReceiptServices(settings=settings, deliveries=deliveries, webhook=webhook)
 
 
 @cache

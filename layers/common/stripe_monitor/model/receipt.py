@@ -1,6 +1,7 @@
 """A receipt: proof that a ping event ARRIVED somewhere, and the channel that proved it."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -18,3 +19,17 @@ class Receipt:
     channel: Channel
     received_at: datetime
     event_created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """Webhook signing secrets (``whsec_...``, several while one is rolled): each listed destination's own,
+    and shared ones for any other destination (a probe destination pointed at the stack)."""
+
+    shared: tuple[str, ...] = ()
+    by_destination: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def for_destination(self, destination_id: str | None) -> tuple[str, ...]:
+        if destination_id is not None and destination_id in self.by_destination:
+            return self.by_destination[destination_id]
+        return self.shared

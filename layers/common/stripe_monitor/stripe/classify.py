@@ -1,6 +1,8 @@
-"""One ping = one classified result; ``ping_destination`` never raises for what Stripe or the network does."""
+"""One ping = one classified result; ``ping_destination`` never raises for what Stripe or the network does.
 
-import json
+Whatever answered is not trusted: every string taken from the answer is scrubbed of secrets and bounded in
+length before it is recorded, so a record always fits in its item and never holds the key.
+"""
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 
@@ -8,7 +10,8 @@ from stripe_monitor.errors import validation_message
 from stripe_monitor.model.check import DestinationFacts, Outcome, PingResult
 from stripe_monitor.model.ids import validate_destination_id
 from stripe_monitor.model.times import iso_ms
-from stripe_monitor.redaction import clean_message
+from stripe_monitor.model.untrusted import bounded, loads_json
+from stripe_monitor.redaction import clean_message, scrub
 from stripe_monitor.stripe.client import StripeClient, StripeResponse, StripeTransportError
 from stripe_monitor.stripe.models import PING_EVENT_TYPE, ErrorBody, Event, EventDestination, PingEvent
 
@@ -43,7 +46,7 @@ def classify_response(destination_id: str, idempotency_key: str, response: Strip
         "attempts": response.attempts,
         "latency_ms": response.elapsed_ms,
         "http_status": response.status,
-        "stripe_request_id": response.request_id,
+        "stripe_request_id": outside_text(response.request_id),
     }
     if 200 <= response.status < 300:
         try:
@@ -55,14 +58,15 @@ def classify_response(destination_id: str, idempotency_key: str, response: Strip
             )  # fmt: skip
         return PingResult(
             outcome=Outcome.OK,
-            event_id=event.id,
+            event_id=outside_text(event.id),
             event_created=iso_ms(event.created),
             livemode=event.livemode,
             **common,  # type: ignore[arg-type]
         )
     code, message = _error_code_and_message(response)
     return PingResult(
-        outcome=_outcome_for_status(response.status), error_code=code, error_message=clean_message(message),
+        outcome=_outcome_for_status(response.status), error_code=outside_text(code),
+        error_message=clean_message(message),
         **common,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -75,9 +79,9 @@ def _validated_ping_event(destination_id: str, response: StripeResponse) -> Ping
     if response.body_too_large:
         raise _InvalidAnswerError("response body is larger than the monitor accepts")
     try:
-        payload = json.loads(response.body)
+        payload = loads_json(response.body)
     except ValueError:
-        raise _InvalidAnswerError("response body is not JSON") from None
+        raise _InvalidAnswerError("response body is not JSON (or nested too deep)") from None
     if not isinstance(payload, dict):
         raise _InvalidAnswerError("response body is not a JSON object")
     try:
@@ -123,8 +127,13 @@ def destination_facts(destination: EventDestination | None) -> DestinationFacts 
         return None
     bridge = destination.amazon_eventbridge
     return DestinationFacts(
-        destination_status=destination.status,
-        disabled_reason=destination.disabled_reason,
-        destination_type=destination.type,
-        event_source_status=bridge.aws_event_source_status if bridge else None,
+        destination_status=outside_text(destination.status),
+        disabled_reason=outside_text(destination.disabled_reason),
+        destination_type=outside_text(destination.type),
+        event_source_status=outside_text(bridge.aws_event_source_status if bridge else None),
     )
+
+
+def outside_text(text: str | None) -> str | None:
+    """A string from Stripe's answer, as it may be stored: scrubbed and bounded."""
+    return bounded(scrub(text)) if text is not None else None

@@ -22,7 +22,9 @@ from urllib3.exceptions import (
 from urllib3.response import BaseHTTPResponse
 
 from stripe_monitor.config import DEFAULT_API_BASE, DEFAULT_API_VERSION
-from stripe_monitor.stripe.models import EventDestination, EventDestinationPage
+from stripe_monitor.model.untrusted import loads_json
+from stripe_monitor.stripe.deadline import DeadlineGuard, guarded_pool_manager
+from stripe_monitor.stripe.models import ErrorBody, EventDestination, EventDestinationPage
 from stripe_monitor.stripe.rate_limit import RateLimiter
 from stripe_monitor.stripe.retry import StripeRetry
 
@@ -30,7 +32,8 @@ USER_AGENT = "stripe-destination-monitor/0.1 (+https://github.com/stripe-destina
 
 # One pool per execution environment: keep-alive connections survive across warm invocations.
 # TLS certificates are verified (urllib3 2.x default, stated here so nobody turns it off by accident).
-HTTP_POOL = urllib3.PoolManager(num_pools=4, maxsize=32, cert_reqs="CERT_REQUIRED", retries=False)
+HTTP_POOL = guarded_pool_manager(num_pools=4, maxsize=32, cert_reqs="CERT_REQUIRED", retries=False)
+MAX_LIST_PAGES = 100  # 10,000 destinations at 100 a page: far more than an account has
 
 TransportErrorKind = Literal["timeout", "network_error"]
 
@@ -73,6 +76,10 @@ class StripeTransportError(Exception):
         self.elapsed_ms = elapsed_ms
 
 
+class StripePaginationError(Exception):
+    """The list's pages cannot be followed to their end."""
+
+
 class StripeApiError(Exception):
     """A non-2xx answer to a read (list/retrieve) request."""
 
@@ -99,20 +106,21 @@ class StripeClient:
             idempotency_key=idempotency_key,
         )
 
-    def retrieve_destination(self, destination_id: str, *, deadline: float) -> EventDestination:
-        response = self._request("GET", f"/v2/core/event_destinations/{destination_id}", deadline=deadline)
-        if not 200 <= response.status < 300:
-            raise StripeApiError(response)
-        return EventDestination.model_validate_json(response.body)
-
     def list_destinations(self, *, deadline: float, page_size: int = 100) -> Iterator[EventDestination]:
-        """Every destination of the account: follows ``next_page_url`` until it is null."""
+        """Every destination of the account: follows ``next_page_url`` until it is null. A page that
+        points back at one already read, or more than ``MAX_LIST_PAGES``, is an error, not a loop."""
         path: str | None = f"/v2/core/event_destinations?limit={page_size}"
+        seen: set[str] = set()
         while path is not None:
+            if path in seen or len(seen) >= MAX_LIST_PAGES:
+                raise StripePaginationError(f"next_page_url repeats or passes {MAX_LIST_PAGES} pages")
+            seen.add(path)
             response = self._request("GET", path, deadline=deadline)
             if not 200 <= response.status < 300:
                 raise StripeApiError(response)
-            page = EventDestinationPage.model_validate_json(response.body)
+            if response.body_too_large:
+                raise StripePaginationError("a page of the list is larger than the monitor accepts")
+            page = EventDestinationPage.model_validate(loads_json(response.body))
             yield from page.data
             path = page.next_page_url
 
@@ -157,12 +165,13 @@ class StripeClient:
             rate_limiter=self.rate_limiter,
         )
         url = urljoin(self.config.api_base, path)
-        try:
-            response, data, too_large = self._send(method, url, body, headers, timeout, retry)
-        except MaxRetryError as exc:
-            raise _transport_error(exc.reason, retry, started) from None
-        except HTTPError as exc:
-            raise _transport_error(exc, retry, started) from None
+        with DeadlineGuard(deadline) as guard:
+            try:
+                response, data, too_large = self._send(method, url, body, headers, timeout, retry)
+            except MaxRetryError as exc:
+                raise _transport_error(exc.reason, retry, started, guard.expired) from None
+            except HTTPError as exc:
+                raise _transport_error(exc, retry, started, guard.expired) from None
         return StripeResponse(
             status=response.status,
             body=data,
@@ -198,15 +207,34 @@ class StripeClient:
             response.close()  # never read an unbounded body; this connection is not reused
             return response, b"", True
         response.release_conn()
+        if response.status == 409 and not _is_idempotency_error(data):
+            # A conflict may pass; a key reused with other parameters never does. Only the body tells
+            # them apart, so 409s are retried here, once the body is read, under the same rules.
+            current = response.retries if isinstance(response.retries, StripeRetry) else retry
+            try:
+                next_retry = current.increment(method, url, response=response)
+            except MaxRetryError:
+                return response, data, False
+            next_retry.sleep()
+            return self._send(method, url, body, headers, timeout, next_retry)
         return response, data, False
 
 
+def _is_idempotency_error(data: bytes) -> bool:
+    try:
+        return ErrorBody.model_validate(loads_json(data)).error.type == "idempotency_error"
+    except ValueError:
+        return False
+
+
 def _transport_error(
-    reason: BaseException | None, retry: StripeRetry, started: float
+    reason: BaseException | None, retry: StripeRetry, started: float, deadline_passed: bool
 ) -> StripeTransportError:
     kind: TransportErrorKind = "network_error"
-    if isinstance(reason, ReadTimeoutError) or (
-        isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError)
+    if (
+        deadline_passed
+        or isinstance(reason, ReadTimeoutError)
+        or (isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError))
     ):
         kind = "timeout"
     message = f"{type(reason).__name__}: {reason}"[:300] if reason else "unknown transport error"

@@ -1,6 +1,7 @@
 """Pydantic models of the Stripe API v2 answers the monitor reads, validated with Powertools Parser.
 
-Models allow extra fields: Stripe adds fields over time and an unknown field must never fail a check.
+Models allow extra fields, and enum-like fields (``status``, ``type``, ...) are open strings: Stripe adds
+fields and values over time, and an unknown one must never fail a check or a page of the list.
 """
 
 from datetime import datetime
@@ -8,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel
 from pydantic import ConfigDict, StringConstraints
+
+from stripe_monitor.model.untrusted import BoundedDatetime
 
 PING_EVENT_TYPE = "v2.core.event_destination.ping"
 
@@ -38,7 +41,7 @@ class Event(StripeObject):
     id: str
     object: Literal["v2.core.event"]
     context: str | None = None
-    created: datetime
+    created: BoundedDatetime
     data: dict[str, Any] | None = None
     livemode: bool
     reason: EventReason | None = None
@@ -90,10 +93,10 @@ class EventDestination(StripeObject):
     event_payload: str | None = None
     events_from: list[str] | None = None
     livemode: bool
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
     name: str | None = None
     snapshot_api_version: str | None = None
-    status: Literal["enabled", "disabled"]
+    status: str  # "enabled" or "disabled" today; any other value counts as not disabled
     status_details: StatusDetails | None = None
     type: str
     amazon_eventbridge: AmazonEventBridge | None = None

@@ -62,8 +62,9 @@ class StripeRetry(Retry):
         return super().new(**extras, **kw)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # Every error status goes to ``increment``, which sees the headers and makes the real decision.
-        return status_code >= 400
+        # Every error status goes to ``increment``, which sees the headers and makes the real decision; but a
+        # 409, whose body must be read first, comes back to the client (``StripeClient._send``).
+        return status_code >= 400 and status_code != 409
 
     def increment(
         self,
@@ -107,7 +108,8 @@ class StripeRetry(Retry):
     def _delay_before_next_attempt(self, response: BaseHTTPResponse | None) -> float:
         retry_number = len(self.history) + 1
         backoff = min(self.backoff_base * 2.0 ** (retry_number - 1), self.backoff_max)
-        backoff *= random.uniform(0.5, 1.0)  # jitter, as Stripe's own clients do
+        # Jitter, and never less than the base (0.5 s by default), as Stripe's own clients do.
+        backoff = max(backoff * random.uniform(0.5, 1.0), self.backoff_base)
         retry_after = None
         if response is not None and self.respect_retry_after_header:
             try:

@@ -1,0 +1,63 @@
+"""Is a request to the public webhook route a delivery Stripe signed? Checked with the signing secrets of
+the destination the event names, whether Stripe sent it or the user's application forwarded it unchanged.
+
+A forged request must cost nothing: a malformed or stale header is refused before any secret is read, the
+secrets are cached, and after a signature that matches none of them they are read again (a secret may have
+been rolled) at most once per ``refresh_seconds``. A failed re-read keeps the secrets known before; a
+forged request is always a 400, never a 5xx.
+"""
+
+import time
+from collections.abc import Callable
+
+from stripe_monitor.errors import ConfigError, SignatureError
+from stripe_monitor.model.receipt import SigningSecrets
+from stripe_monitor.observability import logger
+from stripe_monitor.stripe.signature import parse_header, signed_with
+
+SecretsReader = Callable[..., SigningSecrets]  # (secret_id, *, force_fetch=False) -> secrets
+REFRESH_SECONDS = 60.0
+
+
+class WebhookVerifier:
+    def __init__(
+        self,
+        secret_id: str,
+        read: SecretsReader,
+        *,
+        tolerance: int,
+        refresh_seconds: float = REFRESH_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.secret_id = secret_id
+        self._read = read
+        self.tolerance = tolerance
+        self.refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._known: SigningSecrets | None = None
+        self._refreshed_at = float("-inf")
+
+    def verify(self, payload: bytes, header: str | None, destination_id: str | None) -> None:
+        """Returns when ``header`` signs ``payload`` with a secret of ``destination_id`` (or a shared one);
+        raises ``SignatureError`` (a 400) otherwise."""
+        parsed = parse_header(header, now=self._clock(), tolerance=self.tolerance)
+        if signed_with(payload, parsed, self._secrets().for_destination(destination_id)):
+            return
+        now = time.monotonic()
+        if now - self._refreshed_at >= self.refresh_seconds:
+            self._refreshed_at = now
+            fresh = self._secrets(force_fetch=True)
+            if signed_with(payload, parsed, fresh.for_destination(destination_id)):
+                return
+        raise SignatureError("no valid signature for this payload")
+
+    def _secrets(self, *, force_fetch: bool = False) -> SigningSecrets:
+        """The secrets as cached (Powertools Parameters), or as last read when a read fails; ``ConfigError``
+        only when they were never readable."""
+        try:
+            self._known = self._read(self.secret_id, force_fetch=force_fetch)
+        except ConfigError:
+            if self._known is None:
+                raise
+            logger.warning("signing secrets not read again; the ones read before are used")
+        return self._known
