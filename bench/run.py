@@ -35,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.local.aws_standin import FAKE_CREDENTIALS, REGION, AwsStandIn
-from tests.local.stripe_standin import StripeStandIn
+from tools.standins.aws import FAKE_CREDENTIALS, REGION, AwsStandIn
+from tools.standins.stripe import StripeStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -90,7 +90,7 @@ class Run:
 
 def python313() -> str:
     found = subprocess.run(
-        [str(ROOT / "scripts" / "find-python313")], capture_output=True, text=True, check=True
+        [str(ROOT / "tools" / "find-python313")], capture_output=True, text=True, check=True
     )
     return found.stdout.strip()
 

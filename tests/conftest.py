@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.local.aws_standin import FAKE_CREDENTIALS, REGION, AwsStandIn
-from tests.local.stripe_standin import StripeStandIn
+from tools.standins.aws import FAKE_CREDENTIALS, REGION, AwsStandIn
+from tools.standins.stripe import StripeStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -209,7 +209,7 @@ def python313_bin_dir() -> str:
     """The directory of a working python3.13, which ``sam build`` needs on PATH."""
     import subprocess
 
-    found = subprocess.run([str(ROOT / "scripts/find-python313")], capture_output=True, text=True, check=True)
+    found = subprocess.run([str(ROOT / "tools/find-python313")], capture_output=True, text=True, check=True)
     return str(Path(found.stdout.strip()).parent)
 
 

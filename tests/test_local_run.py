@@ -11,7 +11,7 @@ def test_the_local_run_pings_schedules_and_reports_every_destination():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STRIPE_", "DESTINATION_IDS"))}
 
     done = subprocess.run(
-        [sys.executable, "-m", "tests.local.run_local"],
+        [sys.executable, "-m", "tools.run_local"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -27,7 +27,7 @@ def test_the_local_run_pings_schedules_and_reports_every_destination():
 
 
 def test_against_the_real_stripe_each_local_run_uses_fresh_idempotency_keys():
-    from tests.local.run_local import _event
+    from tools.run_local import _event
 
     first, second = (_event("api_ping.json", "ed_test_61RealDestination0001") for _ in range(2))
     schedule = _event("schedule.json", "ed_test_61RealDestination0001")

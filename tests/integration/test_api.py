@@ -14,8 +14,8 @@ from botocore.credentials import Credentials
 
 from tests.conftest import FAKE_STRIPE_KEY, ROOT, load_event
 from tests.integration.api_events import api_event, history_event, ping_event
-from tests.local.api_gateway import LocalApiGateway, template_routes
-from tests.local.stripe_standin import Fault
+from tools.standins.api_gateway import LocalApiGateway, template_routes
+from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
 ERROR_KEYS = {"code", "message"}

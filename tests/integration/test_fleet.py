@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, load_event, reset_caches, wait_until
 from tests.integration.api_events import api_event, ping_event
-from tests.local.stripe_standin import Fault
+from tools.standins.stripe import Fault
 
 WEBHOOK = "ed_test_61FleetWebhook00000001"
 PENDING_BRIDGE = "ed_test_61FleetBridgePending001"

@@ -9,7 +9,7 @@ from stripe_monitor.destination_ids import InvalidDestinationIdError
 from stripe_monitor.ping import Outcome, ping_destination
 from stripe_monitor.stripe_client import StripeClient, StripeClientConfig
 from tests.conftest import FAKE_STRIPE_KEY
-from tests.local.stripe_standin import Fault, StripeStandIn
+from tools.standins.stripe import Fault, StripeStandIn
 
 DESTINATION = "ed_test_61OutcomeTests000000001"
 

@@ -20,7 +20,7 @@ import urllib3
 from stripe_monitor.webhook_signature import sign
 from tests.conftest import ROOT, Deployment, FakeLambdaContext, emf_metrics, reset_caches
 from tests.integration.api_events import api_event, ping_event
-from tests.local.api_gateway import LocalApiGateway, Route
+from tools.standins.api_gateway import LocalApiGateway, Route
 
 WEBHOOK_SECRET = "whsec_FAKEsigningSecretForMonitorTests01"
 OLD_WEBHOOK_SECRET = "whsec_FAKEpreviousSigningSecretForTests1"

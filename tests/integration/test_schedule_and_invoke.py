@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import ROTATED_STRIPE_KEY, load_event, reset_caches
 from tests.integration.api_events import ping_event
-from tests.local.stripe_standin import Fault
+from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
 BRIDGE = "ed_test_61DemoEventBridge0002"

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY, load_event
 from tests.integration.api_events import ping_event
-from tests.local.stripe_standin import Fault
+from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
 SECRETS = (FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY)

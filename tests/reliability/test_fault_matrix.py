@@ -21,10 +21,17 @@ from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment, wait_until
 from tests.integration.api_events import api_event, ping_event
-from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault, AwsFaultProxy
-from tests.local.aws_standin import free_port
-from tests.local.stripe_standin import Fault, StripeStandIn
 from tests.reliability.support import body, configure, logged, stored_checks, without_none
+from tools.standins.aws import free_port
+from tools.standins.aws_faults import (
+    BATCH_GET_ITEM,
+    GET_SECRET_VALUE,
+    PUT_ITEM,
+    QUERY,
+    AwsFault,
+    AwsFaultProxy,
+)
+from tools.standins.stripe import Fault, StripeStandIn
 
 DESTINATION = "ed_test_61FaultMatrix000000001"
 GET_ITEM = "DynamoDB_20120810.GetItem"

@@ -29,9 +29,9 @@ from stripe_monitor.stripe_models import PING_EVENT_TYPE
 from stripe_monitor.webhook_signature import sign
 from tests.conftest import FAKE_SIGNING_SECRET, Deployment, FakeLambdaContext, assert_no_test_secrets
 from tests.integration.api_events import api_event
-from tests.local.aws_faults import QUERY, AwsFaultProxy
-from tests.local.stripe_standin import RequestRecord, StripeStandIn
 from tests.reliability.support import configure
+from tools.standins.aws_faults import QUERY, AwsFaultProxy
+from tools.standins.stripe import RequestRecord, StripeStandIn
 
 KNOWN = "ed_test_61HostileKnown00000001"
 HISTORY_MAX_LIMIT = 100

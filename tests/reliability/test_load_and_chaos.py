@@ -17,16 +17,16 @@ import pytest
 
 from tests.conftest import FAKE_STRIPE_KEY, Deployment, assert_no_test_secrets, wait_until
 from tests.integration.api_events import ping_event
-from tests.local.aws_faults import (
+from tests.reliability.execution_environment import environment_logs, execution_environments, invoke
+from tests.reliability.support import body, configure, logged, moto_in_its_own_process, stored_checks
+from tools.standins.aws import AwsStandIn
+from tools.standins.aws_faults import (
     DYNAMODB_WRITES,
     PUT_ITEM,
     AwsFaultProxy,
     shorten_sdk_backoff,
 )
-from tests.local.aws_standin import AwsStandIn
-from tests.local.stripe_standin import StripeStandIn
-from tests.reliability.execution_environment import environment_logs, execution_environments, invoke
-from tests.reliability.support import body, configure, logged, moto_in_its_own_process, stored_checks
+from tools.standins.stripe import StripeStandIn
 
 pytestmark = pytest.mark.load
 

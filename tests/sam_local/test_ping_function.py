@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import EVENTS, ROOT
-from tests.local.aws_standin import AwsStandIn
-from tests.local.run_local import env_file_standins
-from tests.local.stripe_standin import StripeStandIn
 from tests.sam_local.conftest import SamLocal
+from tools.run_local import env_file_standins
+from tools.standins.aws import AwsStandIn
+from tools.standins.stripe import StripeStandIn
 
 pytestmark = pytest.mark.docker
 

@@ -5,7 +5,7 @@ Routes: ``POST /v2/core/event_destinations/{id}/ping``, ``GET /v2/core/event_des
 envelope without ``object``, v2 error shape). Faults and latency can be scripted per destination so client
 retry and validation paths are exercised over HTTP/1.1 keep-alive connections, not mocks.
 
-Run it alone with ``python -m tests.local.stripe_standin --port 12111 --destinations dests.json``.
+Run it alone with ``python -m tools.standins.stripe --port 12111 --destinations dests.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Self, get_args, overload
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from tests.local.service import Service
+from tools.standins.service import Service
 
 FaultKind = Literal[
     "status", "hang", "reset", "non_json", "html_502", "truncated_json", "wrong_shape", "wrong_event_type",

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tests.local.aws_standin import AwsStandIn
-    from tests.local.stripe_standin import StripeStandIn
+    from tools.standins.aws import AwsStandIn
+    from tools.standins.stripe import StripeStandIn
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 # A made-up key of the same pattern as the tests' fakes, so the secret-hygiene checks catch it too.
 DEMO_KEY = "sk_test_FAKElocalDemoKeyNotARealKey00000"
@@ -82,13 +82,13 @@ def _call(handler: Any, event: dict[str, Any]) -> Any:
 @contextlib.contextmanager
 def env_file_standins() -> Iterator[tuple["AwsStandIn", "StripeStandIn"]]:
     """moto and the Stripe stand-in on the ports ``events/env.local.json`` names, table and secret made."""
-    from tests.local.aws_standin import AwsStandIn
-    from tests.local.stripe_standin import StripeStandIn
+    from tools.standins.aws import AwsStandIn
+    from tools.standins.stripe import StripeStandIn
 
     local_env = json.loads((EVENTS / "env.local.json").read_text())["PingFunction"]
     aws = AwsStandIn(port=int(local_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]))
     stripe = StripeStandIn(api_key=DEMO_KEY, port=int(local_env["STRIPE_API_BASE"].rsplit(":", 1)[1]))
-    stripe.load_config(ROOT / "tests/local/demo_destinations.json")
+    stripe.load_config(ROOT / "tools/demo_destinations.json")
     with aws, stripe:
         aws.create_results_table(local_env["TABLE_NAME"])
         aws.put_secret(local_env["STRIPE_SECRET_ID"], DEMO_KEY)
@@ -118,15 +118,15 @@ def main() -> int:
         return 2
 
     sys.path[:0] = [str(ROOT / "layers/common"), str(ROOT / "functions/ping")]
-    from tests.local.aws_standin import AwsStandIn
-    from tests.local.stripe_standin import StripeStandIn
+    from tools.standins.aws import AwsStandIn
+    from tools.standins.stripe import StripeStandIn
 
     with AwsStandIn() as aws, StripeStandIn(api_key=DEMO_KEY) as stripe:
         if real_key:
             api_base, destinations, key = "https://api.stripe.com", real_ids, real_key
             first_destination: str | None = real_ids.split(",")[0].strip()
         else:
-            stripe.load_config(ROOT / "tests/local/demo_destinations.json")
+            stripe.load_config(ROOT / "tools/demo_destinations.json")
             api_base, key, first_destination = stripe.url, DEMO_KEY, None
             destinations = ",".join(d.id for d in stripe.destinations)
         os.environ.update(

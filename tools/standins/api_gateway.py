@@ -29,8 +29,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.local.service import Service
-from tests.local.template import load_template
+from tools.standins.service import Service
+from tools.standins.template import load_template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 STAGE = "v1"

@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from tests.local.service import Service
+from tools.standins.service import Service
 
 EngineMode = Literal["auto", "own", "existing"]
 
@@ -706,7 +706,7 @@ class DockerEngine(Service):
         dockerd = shutil.which("dockerd", path=_sbin_path())
         if dockerd is None:
             raise DockerUnavailableError(
-                "dockerd is not installed (scripts/install-sam-local-deps installs docker.io)"
+                "dockerd is not installed (tools/install-sam-local-deps installs docker.io)"
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
@@ -949,7 +949,7 @@ class DockerEngine(Service):
 
 USAGE_EXAMPLE = """\
 example (stand-ins on 127.0.0.1 as in events/env.local.json):
-  .venv/bin/python -m tests.sam_local.docker_engine --env AWS_ENDPOINT_URL=http://127.0.0.1:5001 -- \\
+  .venv/bin/python -m tools.sam_local.docker_engine --env AWS_ENDPOINT_URL=http://127.0.0.1:5001 -- \\
     .venv-tools/bin/sam local invoke PingFunction -e events/api_ping.json --env-vars events/env.local.json \\
     --parameter-overrides Architecture=x86_64 --invoke-image {image} --skip-pull-image \\
     --container-host 127.0.0.1
@@ -958,7 +958,7 @@ example (stand-ins on 127.0.0.1 as in events/env.local.json):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.sam_local.docker_engine",
+        prog="python -m tools.sam_local.docker_engine",
         description=(
             "Run COMMAND with DOCKER_HOST set to a proxy that puts sam's Lambda containers on the host "
             "network (so they reach stand-ins on 127.0.0.1), in an environment where sam itself stays on "
