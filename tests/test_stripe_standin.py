@@ -21,7 +21,7 @@ from stripe.v2 import ListObject
 from stripe.v2.core import EventDestination
 
 from tools.standins.stripe import Fault, FaultKind, StripeStandIn
-from tools.standins.stripe.standin import _Handler
+from tools.standins.stripe.server import _Handler
 
 KEY = "sk_test_standin_4eC39HqLyjWDarjtT1zdp7dc"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -2,6 +2,6 @@
 
 import sys
 
-from tools.standins.stripe.standin import main
+from tools.standins.stripe.cli import main
 
 sys.exit(main())
