@@ -45,7 +45,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .docker_engine import DockerEngine, default_cache_dir, mount_points, unmount_under
+from tools.sam_local.engine import DockerEngine
+from tools.sam_local.host import default_cache_dir, mount_points, unmount_under
 
 #: The image sam would use for a python3.13 x86_64 function (``Runtime.get_image_name_tag``).
 OFFICIAL_IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
