@@ -4,7 +4,8 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT, assert_no_test_secrets
+from tests.conftest import assert_no_test_secrets
+from tests.support import ROOT
 
 
 def test_the_local_run_pings_schedules_and_reports_every_destination():

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tools.lambda_context import FakeLambdaContext
+
 if TYPE_CHECKING:
     from tools.standins.aws import AwsStandIn
     from tools.standins.stripe import StripeStandIn
@@ -34,16 +36,6 @@ EVENTS = ROOT / "events"
 DEMO_KEY = "sk_test_FAKElocalDemoKeyNotARealKey00000"
 TABLE_NAME = "stripe-monitor-local"
 SECRET_ID = "stripe-monitor/local"
-
-
-class _Context:
-    function_name = "PingFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PingFunction"
-    aws_request_id = "local-run"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 25_000
 
 
 def _event(name: str, destination_id: str | None = None) -> dict[str, Any]:
@@ -73,7 +65,7 @@ def _call(handler: Any, event: dict[str, Any]) -> Any:
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output):
-            return handler(event, _Context())
+            return handler(event, FakeLambdaContext(remaining_ms=25_000, aws_request_id="local-run"))
     except Exception:
         print(output.getvalue(), file=sys.stderr)
         raise

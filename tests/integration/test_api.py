@@ -1,6 +1,5 @@
 """The HTTPS API through the real handler, moto's server and the Stripe stand-in."""
 
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
@@ -12,8 +11,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import FAKE_STRIPE_KEY, ROOT, load_event
-from tests.integration.api_events import api_event, history_event, ping_event
+from tests.conftest import FAKE_STRIPE_KEY
+from tests.support import ROOT, api_event, history_event, load_event, load_module_by_path, ping_event
 from tools.standins.api_gateway import LocalApiGateway, template_routes
 from tools.standins.stripe import Fault
 
@@ -232,11 +231,9 @@ def test_wrong_methods_on_known_routes_are_405_with_allow(deployment, method, pa
 
 
 def _receipt_handler() -> Any:
-    spec = importlib.util.spec_from_file_location("receipt_app_api", ROOT / "functions/receipt/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
+    return load_module_by_path(
+        "receipt_app_api", ROOT / "functions/receipt/app.py", fresh=True
+    ).lambda_handler
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, load_event, reset_caches, wait_until
-from tests.integration.api_events import api_event, ping_event
+from tests.conftest import ROTATED_STRIPE_KEY, Deployment, emf_metrics, reset_caches, wait_until
+from tests.support import api_event, load_event, ping_event
 from tools.standins.stripe import Fault
 
 WEBHOOK = "ed_test_61FleetWebhook00000001"

@@ -5,21 +5,18 @@ Real parts only: the Stripe stand-in delivers over HTTP to a local API Gateway s
 in front of the real ReceiptFunction handler, with moto's server behind both functions.
 """
 
-import importlib.util
 import json
 import time
 import urllib.error
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import urllib3
 
 from stripe_monitor.webhook_signature import sign
-from tests.conftest import ROOT, Deployment, FakeLambdaContext, emf_metrics, reset_caches
-from tests.integration.api_events import api_event, ping_event
+from tests.conftest import Deployment, emf_metrics, reset_caches
+from tests.support import ROOT, FakeLambdaContext, api_event, load_module_by_path, ping_event
 from tools.standins.api_gateway import LocalApiGateway, Route
 
 WEBHOOK_SECRET = "whsec_FAKEsigningSecretForMonitorTests01"
@@ -29,16 +26,8 @@ BRIDGE = "ed_test_61ReceiptBridge00000001"
 APPLICATION = "ed_test_61ReceiptApplication001"
 
 
-def load_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RECEIPT_APP = load_module("receipt_app", ROOT / "functions/receipt/app.py")
-SNIPPET = load_module("report_receipt_snippet", ROOT / "docs/snippets/report_receipt.py")
+RECEIPT_APP = load_module_by_path("receipt_app", ROOT / "functions/receipt/app.py")
+SNIPPET = load_module_by_path("report_receipt_snippet", ROOT / "docs/snippets/report_receipt.py")
 
 
 def items_of(deployment: Deployment, destination_id: str) -> list[dict[str, Any]]:

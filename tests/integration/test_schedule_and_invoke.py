@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.conftest import ROTATED_STRIPE_KEY, load_event, reset_caches
-from tests.integration.api_events import ping_event
+from tests.conftest import ROTATED_STRIPE_KEY, reset_caches
+from tests.support import load_event, ping_event
 from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"

@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from tests.conftest import FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY, load_event
-from tests.integration.api_events import ping_event
+from tests.conftest import FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY
+from tests.support import load_event, ping_event
 from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"

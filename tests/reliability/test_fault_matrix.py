@@ -20,8 +20,8 @@ from stripe_monitor.health import Verdict
 from stripe_monitor.settings import get_settings
 from stripe_monitor.stripe_client import StripeClient
 from tests.conftest import Deployment, wait_until
-from tests.integration.api_events import api_event, ping_event
 from tests.reliability.support import body, configure, logged, stored_checks, without_none
+from tests.support import api_event, ping_event
 from tools.standins.aws import free_port
 from tools.standins.aws_faults import (
     BATCH_GET_ITEM,

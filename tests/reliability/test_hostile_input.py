@@ -7,10 +7,8 @@ DynamoDB for at most 100 items, and no answer grows with the input).
 """
 
 import base64
-import importlib.util
 import json
 import string
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +25,9 @@ from hypothesis import strategies as st
 from stripe_monitor.destination_ids import validate_destination_id
 from stripe_monitor.stripe_models import PING_EVENT_TYPE
 from stripe_monitor.webhook_signature import sign
-from tests.conftest import FAKE_SIGNING_SECRET, Deployment, FakeLambdaContext, assert_no_test_secrets
-from tests.integration.api_events import api_event
+from tests.conftest import FAKE_SIGNING_SECRET, Deployment, assert_no_test_secrets
 from tests.reliability.support import configure
+from tests.support import FakeLambdaContext, api_event, load_module_by_path
 from tools.standins.aws_faults import QUERY, AwsFaultProxy
 from tools.standins.stripe import RequestRecord, StripeStandIn
 
@@ -340,14 +338,7 @@ RECEIPT_APP_PATH = Path(__file__).resolve().parents[2] / "functions" / "receipt"
 
 def receipt_app() -> ModuleType:
     """The ReceiptFunction handler module (its file is also called app.py, so it is loaded by path)."""
-    module = sys.modules.get("hostile_receipt_app")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("hostile_receipt_app", RECEIPT_APP_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["hostile_receipt_app"] = module
-        spec.loader.exec_module(module)
-    return module
+    return load_module_by_path("hostile_receipt_app", RECEIPT_APP_PATH)
 
 
 @dataclass

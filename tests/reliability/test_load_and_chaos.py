@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import FAKE_STRIPE_KEY, Deployment, assert_no_test_secrets, wait_until
-from tests.integration.api_events import ping_event
 from tests.reliability.execution_environment import environment_logs, execution_environments, invoke
 from tests.reliability.support import body, configure, logged, moto_in_its_own_process, stored_checks
+from tests.support import ping_event
 from tools.standins.aws import AwsStandIn
 from tools.standins.aws_faults import (
     DYNAMODB_WRITES,

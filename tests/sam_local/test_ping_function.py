@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EVENTS, ROOT
 from tests.sam_local.conftest import SamLocal
+from tests.support import EVENTS, ROOT
 from tools.run_local import env_file_standins
 from tools.standins.aws import AwsStandIn
 from tools.standins.stripe import StripeStandIn
