@@ -3,7 +3,7 @@
 #   .venv-tools  aws-sam-cli, cfn-lint, checkov (they pin older urllib3/boto3; kept apart on purpose)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-PYTHON313 := $(shell scripts/find-python313)
+PYTHON313 := $(shell tools/find-python313)
 VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
@@ -27,7 +27,7 @@ $(TOOLS)/.installed: requirements-tools.txt
 
 ## Run the monitor's main job locally on embedded stand-ins (no AWS, no Stripe key, no Docker).
 local: $(VENV)/.installed
-	$(PY) -m tests.local.run_local
+	$(PY) -m tools.run_local
 
 ## Run every test (unit, integration, template, packaging).
 test: $(VENV)/.installed $(TOOLS)/.installed

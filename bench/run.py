@@ -35,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.local.aws_standin import FAKE_CREDENTIALS, REGION, AwsStandIn
-from tests.local.stripe_standin import StripeStandIn
+from tools.standins.aws import FAKE_CREDENTIALS, REGION, AwsStandIn
+from tools.standins.stripe import StripeStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -90,7 +90,7 @@ class Run:
 
 def python313() -> str:
     found = subprocess.run(
-        [str(ROOT / "scripts" / "find-python313")], capture_output=True, text=True, check=True
+        [str(ROOT / "tools" / "find-python313")], capture_output=True, text=True, check=True
     )
     return found.stdout.strip()
 
@@ -277,7 +277,8 @@ class Bench:
         api_destination = self.destination_ids[0]
         self.api_event["path"] = f"/destinations/{api_destination}/ping"
         self.api_event["pathParameters"] = {"destination_id": api_destination}
-        self._scheduled = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
+        # A time a scheduler could send now (the function refuses runs more than a day old).
+        self._scheduled = (datetime.now(UTC) - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0)
 
     def without_bytecode(self, site: Path, env: dict[str, str]) -> Path:
         """A copy of the packages the peer imports from ``site``, without their ``__pycache__``."""

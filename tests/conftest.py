@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.local.aws_standin import FAKE_CREDENTIALS, REGION, AwsStandIn
-from tests.local.stripe_standin import StripeStandIn
+from tests.support import ROOT, FakeLambdaContext
+from tools.standins.aws import FAKE_CREDENTIALS, REGION, AwsStandIn
+from tools.standins.stripe import StripeStandIn
 
-ROOT = Path(__file__).resolve().parents[1]
-EVENTS = ROOT / "events"
 # Recognisable fakes: a test fails if either ever shows up in logs, responses or records.
 FAKE_STRIPE_KEY = "sk_test_FAKEkeyForMonitorTests0000000000000001"
 ROTATED_STRIPE_KEY = "sk_test_FAKErotatedKeyForMonitorTests00000002"
@@ -93,18 +92,6 @@ def pytest_runtest_makereport(
         message = f"secret hygiene: {', '.join(sorted(leaked))} appeared in {'; '.join(places)}"
         report.longrepr = f"{message}\n\n{redact_test_secrets(failure)}".rstrip()
     return report
-
-
-@dataclass
-class FakeLambdaContext:
-    remaining_ms: int = 20_000
-    function_name: str = "PingFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PingFunction"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture(scope="session")
@@ -199,12 +186,6 @@ def deployment(
     assert_no_test_secrets(json.dumps(stored), "the stored records")
 
 
-def load_event(name: str, **overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    event.update(overrides)
-    return event
-
-
 TOOLS_BIN = ROOT / ".venv-tools" / "bin"
 
 
@@ -212,7 +193,7 @@ def python313_bin_dir() -> str:
     """The directory of a working python3.13, which ``sam build`` needs on PATH."""
     import subprocess
 
-    found = subprocess.run([str(ROOT / "scripts/find-python313")], capture_output=True, text=True, check=True)
+    found = subprocess.run([str(ROOT / "tools/find-python313")], capture_output=True, text=True, check=True)
     return str(Path(found.stdout.strip()).parent)
 
 

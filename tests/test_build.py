@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, python313_bin_dir, sam_build_into
-from tests.local.template import load_template
+from tests.conftest import python313_bin_dir, sam_build_into
+from tests.support import ROOT
+from tools.standins.template import load_template
 
 pytestmark = pytest.mark.sam
 

@@ -3,6 +3,7 @@
 ``python -S`` drops site-packages, so a dependency missing from the layer fails here as it would on Lambda.
 """
 
+import inspect
 import json
 import subprocess
 from pathlib import Path
@@ -10,21 +11,21 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Deployment, load_event, python313_bin_dir
+from tests.conftest import Deployment, python313_bin_dir
+from tests.support import FakeLambdaContext, load_event, schedule_event
 
 pytestmark = pytest.mark.sam
 
-DRIVER = """
+# The driver sees nothing but the build output, so it gets the tests' fake context as source.
+DRIVER = f"""
 import json, sys
 import app
+from dataclasses import dataclass
 
-class Context:
-    function_name = "PingFunction"; memory_limit_in_mb = 512; aws_request_id = "packaging-test"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PingFunction"
-    def get_remaining_time_in_millis(self): return 20000
-
+{inspect.getsource(FakeLambdaContext)}
 for line in sys.stdin:
-    print("RESULT " + json.dumps(app.lambda_handler(json.loads(line), Context())), flush=True)
+    context = FakeLambdaContext(aws_request_id="packaging-test")
+    print("RESULT " + json.dumps(app.lambda_handler(json.loads(line), context)), flush=True)
     print("API_RESOLVER_IMPORTED " + json.dumps("aws_lambda_powertools.event_handler" in sys.modules))
 """
 
@@ -65,7 +66,7 @@ def test_the_built_function_serves_api_schedule_and_invoke(sam_build, deployment
     ping, schedule, invoke = run_built(
         sam_build,
         deployment,
-        [load_event("api_ping.json"), load_event("schedule.json"), load_event("invoke.json")],
+        [load_event("api_ping.json"), schedule_event(), load_event("invoke.json")],
     )
 
     assert ping["statusCode"] == 200
@@ -81,7 +82,7 @@ def test_scheduled_runs_and_invokes_do_not_import_the_api_resolver(sam_build, de
     imported = run_built(
         sam_build,
         deployment,
-        [load_event("schedule.json"), load_event("invoke.json"), load_event("api_ping.json")],
+        [schedule_event(), load_event("invoke.json"), load_event("api_ping.json")],
         report="API_RESOLVER_IMPORTED",
     )
 

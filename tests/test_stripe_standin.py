@@ -20,7 +20,8 @@ from stripe.events import V2CoreEventDestinationPingEvent
 from stripe.v2 import ListObject
 from stripe.v2.core import EventDestination
 
-from tests.local.stripe_standin import Fault, FaultKind, StripeStandIn, _Handler
+from tools.standins.stripe import Fault, FaultKind, StripeStandIn
+from tools.standins.stripe.server import _Handler
 
 KEY = "sk_test_standin_4eC39HqLyjWDarjtT1zdp7dc"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -447,7 +448,7 @@ def test_config_file(tmp_path: Path, http: urllib3.PoolManager) -> None:
 
 
 def test_command_line(tmp_path: Path, http: urllib3.PoolManager) -> None:
-    command = [sys.executable, "-m", "tests.local.stripe_standin", "--port", "0", "--api-key", KEY]
+    command = [sys.executable, "-m", "tools.standins.stripe", "--port", "0", "--api-key", KEY]
     command += ["--destinations", str(_write_config(tmp_path))]
     with subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.template import (
+from tools.standins.template import (
     ROOT,
     load_template,
     results_table_create_args,

@@ -1,6 +1,5 @@
 """The HTTPS API through the real handler, moto's server and the Stripe stand-in."""
 
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
@@ -12,10 +11,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.conftest import FAKE_STRIPE_KEY, ROOT, load_event
-from tests.integration.api_events import api_event, history_event, ping_event
-from tests.local.api_gateway import LocalApiGateway, template_routes
-from tests.local.stripe_standin import Fault
+from tests.conftest import FAKE_STRIPE_KEY
+from tests.support import api_event, history_event, load_event, ping_event, receipt_app
+from tools.standins.api_gateway import LocalApiGateway, template_routes
+from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
 ERROR_KEYS = {"code", "message"}
@@ -232,11 +231,7 @@ def test_wrong_methods_on_known_routes_are_405_with_allow(deployment, method, pa
 
 
 def _receipt_handler() -> Any:
-    spec = importlib.util.spec_from_file_location("receipt_app_api", ROOT / "functions/receipt/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
+    return receipt_app().lambda_handler
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 
 from stripe_monitor.logic.deliveries import Deliveries
 from stripe_monitor.logic.queries import Queries
-from tests.integration.api_events import api_event
 from tests.integration.test_receipts import receipt_function_call
+from tests.support import api_event
 
 REQUEST_ID = "6f1c2a7e-0d3b-4c8e-9a51-2b7d4e0c1a01"  # events/api_ping.json's requestContext.requestId
 

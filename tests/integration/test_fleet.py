@@ -16,8 +16,8 @@ from tests.conftest import (
     reset_caches,
     wait_until,
 )
-from tests.integration.api_events import api_event, ping_event
-from tests.local.stripe_standin import Fault
+from tests.support import api_event, ping_event, run_time, run_time_ms
+from tools.standins.stripe import Fault
 
 WEBHOOK = "ed_test_61FleetWebhook00000001"
 PENDING_BRIDGE = "ed_test_61FleetBridgePending001"
@@ -25,7 +25,7 @@ DISABLED = "ed_test_61FleetDisabled00000001"
 
 
 def run(deployment: Deployment, minute: int = 0, remaining_ms: int = 20_000) -> Any:
-    when = (datetime(2026, 11, 27, 4, 0, tzinfo=UTC) + timedelta(minutes=10 * minute)).isoformat()
+    when = run_time(10 * minute).isoformat()
     return deployment.invoke({"scheduled_time": when}, remaining_ms)
 
 
@@ -116,7 +116,7 @@ def test_a_destination_that_disappears_is_reported_removed_once(account, alerts)
         d["destination_id"]: d
         for d in json.loads(account.invoke(api_event("GET", "/destinations"))["body"])["destinations"]
     }
-    assert states[WEBHOOK]["removed_at"] == "2026-11-27T04:10:00.000Z"
+    assert states[WEBHOOK]["removed_at"] == run_time_ms(10)
 
 
 def test_checks_run_concurrently_within_the_worker_bound(deployment, monkeypatch):

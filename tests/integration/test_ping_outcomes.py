@@ -10,7 +10,7 @@ from stripe_monitor.model.check import Outcome
 from stripe_monitor.stripe.classify import ping_destination
 from stripe_monitor.stripe.client import StripeClient, StripeClientConfig
 from tests.conftest import FAKE_STRIPE_KEY
-from tests.local.stripe_standin import Fault, StripeStandIn
+from tools.standins.stripe import Fault, StripeStandIn
 
 DESTINATION = "ed_test_61OutcomeTests000000001"
 

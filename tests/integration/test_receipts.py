@@ -5,13 +5,10 @@ Real parts only: the Stripe stand-in delivers over HTTP to a local API Gateway s
 in front of the real ReceiptFunction handler, with moto's server behind both functions.
 """
 
-import importlib.util
 import json
 import time
 import urllib.error
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,9 +16,17 @@ import urllib3
 
 from stripe_monitor.stripe.signature import sign
 from stripe_monitor.wiring import ping_services
-from tests.conftest import ROOT, Deployment, FakeLambdaContext, emf_metrics, reset_caches
-from tests.integration.api_events import api_event, ping_event
-from tests.local.api_gateway import LocalApiGateway, Route
+from tests.conftest import Deployment, emf_metrics, reset_caches
+from tests.support import (
+    ROOT,
+    FakeLambdaContext,
+    api_event,
+    load_module_by_path,
+    ping_event,
+    receipt_app,
+    schedule_event,
+)
+from tools.standins.api_gateway import LocalApiGateway, Route
 
 WEBHOOK_SECRET = "whsec_FAKEsigningSecretForMonitorTests01"
 OLD_WEBHOOK_SECRET = "whsec_FAKEpreviousSigningSecretForTests1"
@@ -30,16 +35,8 @@ BRIDGE = "ed_test_61ReceiptBridge00000001"
 APPLICATION = "ed_test_61ReceiptApplication001"
 
 
-def load_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RECEIPT_APP = load_module("receipt_app", ROOT / "functions/receipt/app.py")
-SNIPPET = load_module("report_receipt_snippet", ROOT / "docs/snippets/report_receipt.py")
+RECEIPT_APP = receipt_app()
+SNIPPET = load_module_by_path("report_receipt_snippet", ROOT / "docs/snippets/report_receipt.py")
 
 
 def items_of(deployment: Deployment, destination_id: str) -> list[dict[str, Any]]:
@@ -211,7 +208,7 @@ def test_a_receipt_that_arrives_before_its_scheduled_check_is_stored_is_still_ma
     monkeypatch.setenv("DESTINATION_IDS", f"{PROBE},{slow}")
     reset_caches()
 
-    deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+    deployment.invoke(schedule_event())
 
     assert deployment.stripe.deliveries and deployment.stripe.deliveries[0][2] == 200  # arrived mid-run
     delivered = check_of(deployment, PROBE, until="delivered")
@@ -253,7 +250,7 @@ def test_a_ping_never_delivered_is_lost_at_the_sweep_and_counts_as_a_failure(
     time.sleep(1.1)  # let lost_after pass; the assertions are on records, not on time
     capsys.readouterr()
 
-    summary = deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+    summary = deployment.invoke(schedule_event())
 
     assert len(summary["lost"]) == 2  # the two API pings; the run's own ping is still pending
     documents = emf_metrics(capsys.readouterr().out)
@@ -280,7 +277,7 @@ def test_a_destination_without_a_receipt_channel_stays_unmonitored_not_lost(
     deployment.invoke(ping_event(plain))
     time.sleep(1.1)
 
-    summary = deployment.invoke({"scheduled_time": "2026-11-27T04:00:00Z"})
+    summary = deployment.invoke(schedule_event())
 
     assert summary["lost"] == []
     assert {i["delivery_status"]["S"] for i in items_of(deployment, plain)} == {"unmonitored"}

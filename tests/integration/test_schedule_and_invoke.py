@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.conftest import ROTATED_STRIPE_KEY, load_event, reset_caches
-from tests.integration.api_events import ping_event
-from tests.local.stripe_standin import Fault
+from tests.conftest import ROTATED_STRIPE_KEY, reset_caches
+from tests.support import load_event, ping_event, run_time_ms, schedule_event
+from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
 BRIDGE = "ed_test_61DemoEventBridge0002"
@@ -23,23 +23,23 @@ def three_destinations(deployment, monkeypatch):
 
 
 def test_a_scheduled_run_checks_every_configured_destination(three_destinations):
-    summary = three_destinations.invoke(load_event("schedule.json"))
+    summary = three_destinations.invoke(schedule_event())
 
-    assert summary["scheduled_time"] == "2026-11-27T04:00:00.000Z"
+    assert summary["scheduled_time"] == run_time_ms()
     assert (summary["checked"], summary["ok"], summary["failed"]) == (3, 2, 1)
     outcomes = {c["destination_id"]: c["outcome"] for c in summary["checks"]}
     assert outcomes == {HEALTHY: "ok", BRIDGE: "ok", FAILING: "stripe_error"}
     items = three_destinations.items()
     assert {i["destination_id"]["S"] for i in items} == {HEALTHY, BRIDGE, FAILING}
     assert {i["trigger"]["S"] for i in items} == {"schedule"}
-    assert {i["pinged_at"]["S"] for i in items} == {"2026-11-27T04:00:00.000Z"}
+    assert {i["pinged_at"]["S"] for i in items} == {run_time_ms()}
 
 
 def test_a_redelivered_scheduled_run_neither_pings_nor_records_twice(three_destinations):
-    three_destinations.invoke(load_event("schedule.json"))
+    three_destinations.invoke(schedule_event())
     pings_after_first_run = sum(three_destinations.stripe.ping_count(d) for d in (HEALTHY, BRIDGE, FAILING))
 
-    again = three_destinations.invoke(load_event("schedule.json"))
+    again = three_destinations.invoke(schedule_event())
 
     assert again["checked"] == 0
     assert again["already_recorded"] == sorted([HEALTHY, BRIDGE, FAILING])
@@ -51,13 +51,13 @@ def test_a_redelivered_scheduled_run_neither_pings_nor_records_twice(three_desti
 
 
 def test_a_scheduled_runs_idempotency_key_derives_from_the_scheduled_time(three_destinations):
-    three_destinations.invoke(load_event("schedule.json"))
-    three_destinations.invoke(load_event("schedule.json", scheduled_time="2026-11-27T04:10:00Z"))
+    three_destinations.invoke(schedule_event())
+    three_destinations.invoke(schedule_event(10))
 
     keys = {r.idempotency_key for r in three_destinations.stripe.requests if r.destination_id == HEALTHY}
     assert keys == {
-        f"schedule-2026-11-27T04:00:00.000Z-{HEALTHY}",
-        f"schedule-2026-11-27T04:10:00.000Z-{HEALTHY}",
+        f"schedule-{run_time_ms()}-{HEALTHY}",
+        f"schedule-{run_time_ms(10)}-{HEALTHY}",
     }
     assert three_destinations.stripe.event_count(HEALTHY) == 2
 
@@ -65,14 +65,14 @@ def test_a_scheduled_runs_idempotency_key_derives_from_the_scheduled_time(three_
 def test_a_run_that_lost_its_records_pings_again_with_the_same_key_and_gets_the_same_event(
     three_destinations,
 ):
-    first = three_destinations.invoke(load_event("schedule.json"))
+    first = three_destinations.invoke(schedule_event())
     assert first["checked"] == 3
     three_destinations.aws.client("dynamodb").delete_item(
         TableName=three_destinations.table_name,
-        Key={"destination_id": {"S": HEALTHY}, "pinged_at": {"S": "2026-11-27T04:00:00.000Z"}},
+        Key={"destination_id": {"S": HEALTHY}, "pinged_at": {"S": run_time_ms()}},
     )
 
-    again = three_destinations.invoke(load_event("schedule.json"))
+    again = three_destinations.invoke(schedule_event())
 
     assert again["checked"] == 1
     assert three_destinations.stripe.event_count(HEALTHY) == 1  # Stripe replayed the first event

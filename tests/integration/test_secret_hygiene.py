@@ -5,9 +5,9 @@ import logging
 
 import pytest
 
-from tests.conftest import FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY, load_event
-from tests.integration.api_events import ping_event
-from tests.local.stripe_standin import Fault
+from tests.conftest import FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY
+from tests.support import load_event, ping_event, schedule_event
+from tools.standins.stripe import Fault
 
 HEALTHY = "ed_test_61DemoHealthyWebhook0001"
 SECRETS = (FAKE_STRIPE_KEY, ROTATED_STRIPE_KEY)
@@ -25,7 +25,7 @@ def test_no_key_in_any_output_across_success_failure_and_rotation(deployment, ca
     answers.append(deployment.invoke(load_event("invoke.json")))
     deployment.aws.put_secret(deployment.secret_id, ROTATED_STRIPE_KEY)
     answers.append(deployment.invoke(load_event("invoke.json")))
-    answers.append(deployment.invoke(load_event("schedule.json")))
+    answers.append(deployment.invoke(schedule_event()))
 
     captured = capfd.readouterr()
     everything = "\n".join(

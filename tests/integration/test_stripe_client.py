@@ -6,7 +6,7 @@ import pytest
 
 from stripe_monitor.stripe.client import StripeClient, StripeClientConfig, StripeTransportError
 from tests.conftest import FAKE_STRIPE_KEY
-from tests.local.stripe_standin import Fault, StripeStandIn
+from tools.standins.stripe import Fault, StripeStandIn
 
 DESTINATION = "ed_test_61ClientTests0000000001"
 

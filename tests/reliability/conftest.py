@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import Deployment
-from tests.local.aws_faults import AwsFaultProxy, shorten_sdk_backoff
 from tests.reliability.support import configure
+from tools.standins.aws_faults import AwsFaultProxy, shorten_sdk_backoff
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ the current request on the class (``BaseRouter.current_event``), so threads shar
 each other's requests. Each worker process here is one environment: it imports the handler once (its cold
 start), writes its logs to its own file, and serves invocations one at a time.
 
-Deliberately light: a spawned worker imports this module, and nothing of the test suite's fixtures.
+Deliberately light: a spawned worker imports this module (and tests/support.py), and nothing of the test
+suite's fixtures.
 """
 
 import contextlib
@@ -18,18 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-
-class _Context:
-    function_name = "PingFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PingFunction"
-
-    def __init__(self, remaining_ms: int) -> None:
-        self.remaining_ms = remaining_ms
-        self.aws_request_id = f"load-{os.getpid()}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+from tests.support import FakeLambdaContext
 
 
 def _start(environment: dict[str, str], log_dir: str) -> None:
@@ -50,7 +40,9 @@ def invoke(event: dict[str, Any], remaining_ms: int = 20_000) -> dict[str, Any]:
     import app
 
     try:
-        answer: dict[str, Any] = app.lambda_handler(event, _Context(remaining_ms))
+        answer: dict[str, Any] = app.lambda_handler(
+            event, FakeLambdaContext(remaining_ms=remaining_ms, aws_request_id=f"load-{os.getpid()}")
+        )
     except Exception as exc:
         answer = {"raised": f"{type(exc).__name__}: {exc}"}
     finally:

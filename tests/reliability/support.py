@@ -14,7 +14,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from tests.conftest import Deployment, reset_caches
-from tests.local.aws_standin import AwsStandIn, free_port
+from tools.standins.aws import AwsStandIn, free_port
 
 _DESERIALIZER = TypeDeserializer()
 

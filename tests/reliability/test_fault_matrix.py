@@ -19,11 +19,18 @@ from stripe_monitor.model.destination import Verdict
 from stripe_monitor.stripe.client import StripeClient
 from stripe_monitor.wiring import build_ping_services
 from tests.conftest import Deployment, wait_until
-from tests.integration.api_events import api_event, ping_event
-from tests.local.aws_faults import BATCH_GET_ITEM, GET_SECRET_VALUE, PUT_ITEM, QUERY, AwsFault, AwsFaultProxy
-from tests.local.aws_standin import free_port
-from tests.local.stripe_standin import Fault, StripeStandIn
 from tests.reliability.support import body, configure, logged, stored_checks, without_none
+from tests.support import api_event, ping_event, run_time, run_time_ms
+from tools.standins.aws import free_port
+from tools.standins.aws_faults import (
+    BATCH_GET_ITEM,
+    GET_SECRET_VALUE,
+    PUT_ITEM,
+    QUERY,
+    AwsFault,
+    AwsFaultProxy,
+)
+from tools.standins.stripe import Fault, StripeStandIn
 
 DESTINATION = "ed_test_61FaultMatrix000000001"
 GET_ITEM = "DynamoDB_20120810.GetItem"
@@ -32,7 +39,7 @@ KEY = "fault-matrix-key-0001"
 MAX_ATTEMPTS = 4  # 1 + STRIPE_MAX_RETRIES (3, the default)
 # The check store's botocore config says max_attempts 4, which botocore counts as retries: 5 in all.
 BOTO_ATTEMPTS = 5
-SCHEDULED = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
+SCHEDULED = run_time()
 FLEET = [f"ed_test_61FaultFleet{n:010d}" for n in range(6)]
 
 
@@ -363,7 +370,7 @@ def test_two_runs_racing_for_the_same_scheduled_time_leave_one_record_per_destin
         transitions = body(fleet.invoke(api_event("GET", f"/destinations/{destination_id}/transitions")))
         assert [(t["from_health"], t["to_health"]) for t in transitions["transitions"]] == [(None, "healthy")]
     states = body(fleet.invoke(api_event("GET", "/destinations")))["destinations"]
-    assert {s["last_check"]["pinged_at"] for s in states} == {"2026-11-27T04:00:00.000Z"}
+    assert {s["last_check"]["pinged_at"] for s in states} == {run_time_ms()}
 
 
 def test_a_client_retrying_an_api_ping_after_a_storage_error_gets_one_record_and_one_stripe_event(

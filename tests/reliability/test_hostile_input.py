@@ -7,15 +7,12 @@ DynamoDB for at most 100 items, and no answer grows with the input).
 """
 
 import base64
-import importlib.util
 import json
 import string
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,17 +24,11 @@ from hypothesis import strategies as st
 from stripe_monitor.model.ids import validate_destination_id
 from stripe_monitor.stripe.models import PING_EVENT_TYPE
 from stripe_monitor.stripe.signature import sign
-from tests.conftest import (
-    FAKE_SIGNING_SECRET,
-    Deployment,
-    FakeLambdaContext,
-    assert_no_test_secrets,
-    reset_caches,
-)
-from tests.integration.api_events import api_event
-from tests.local.aws_faults import QUERY, AwsFaultProxy
-from tests.local.stripe_standin import RequestRecord, StripeStandIn
+from tests.conftest import FAKE_SIGNING_SECRET, Deployment, assert_no_test_secrets, reset_caches
 from tests.reliability.support import configure
+from tests.support import FakeLambdaContext, api_event, receipt_app
+from tools.standins.aws_faults import QUERY, AwsFaultProxy
+from tools.standins.stripe import RequestRecord, StripeStandIn
 
 KNOWN = "ed_test_61HostileKnown00000001"
 HISTORY_MAX_LIMIT = 100
@@ -340,20 +331,6 @@ def test_the_scheduled_time_of_today_is_accepted(scheduled_hostile):
 
 
 # ------------------------------------------------------------------------------------------ receipts
-
-RECEIPT_APP_PATH = Path(__file__).resolve().parents[2] / "functions" / "receipt" / "app.py"
-
-
-def receipt_app() -> ModuleType:
-    """The ReceiptFunction handler module (its file is also called app.py, so it is loaded by path)."""
-    module = sys.modules.get("hostile_receipt_app")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("hostile_receipt_app", RECEIPT_APP_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["hostile_receipt_app"] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 @dataclass

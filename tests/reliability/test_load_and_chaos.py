@@ -10,23 +10,23 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from tests.conftest import FAKE_STRIPE_KEY, Deployment, assert_no_test_secrets, wait_until
-from tests.integration.api_events import ping_event
-from tests.local.aws_faults import (
+from tests.reliability.execution_environment import environment_logs, execution_environments, invoke
+from tests.reliability.support import body, configure, logged, moto_in_its_own_process, stored_checks
+from tests.support import ping_event, run_time
+from tools.standins.aws import AwsStandIn
+from tools.standins.aws_faults import (
     DYNAMODB_WRITES,
     PUT_ITEM,
     AwsFaultProxy,
     shorten_sdk_backoff,
 )
-from tests.local.aws_standin import AwsStandIn
-from tests.local.stripe_standin import StripeStandIn
-from tests.reliability.execution_environment import environment_logs, execution_environments, invoke
-from tests.reliability.support import body, configure, logged, moto_in_its_own_process, stored_checks
+from tools.standins.stripe import StripeStandIn
 
 pytestmark = pytest.mark.load
 
@@ -34,7 +34,7 @@ PINGS = 2_000
 ENVIRONMENTS = 16
 LOAD_DESTINATIONS = [f"ed_test_61LoadPing{n:012d}" for n in range(16)]
 FLEET = [f"ed_test_61LoadFleet{n:011d}" for n in range(16)]
-SCHEDULED_TIMES = [datetime(2026, 11, 27, 4, 0, tzinfo=UTC) + timedelta(minutes=10 * n) for n in range(10)]
+SCHEDULED_TIMES = [run_time(10 * n) for n in range(10)]
 DELIVERIES = 3  # each scheduled time is delivered three times, the copies at the same moment
 
 

@@ -44,14 +44,14 @@ from typing import Any, NoReturn, Self
 
 import pytest
 
-from tests.sam_local.docker_engine import (
+from tools.sam_local.docker_engine import (
     DockerEngine,
     DockerUnavailableError,
     HostNetworkProxy,
     free_loopback_port,
     sam_environment,
 )
-from tests.sam_local.lambda_image import LambdaImageUnavailableError, ensure_lambda_image, find_python313
+from tools.sam_local.lambda_image import LambdaImageUnavailableError, ensure_lambda_image, find_python313
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM = REPO_ROOT / ".venv-tools" / "bin" / "sam"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.sam_local.conftest import SamLocal
-from tests.sam_local.docker_engine import (
+from tools.sam_local.docker_engine import (
     DockerEngine,
     DockerUnavailableError,
     HostNetworkProxy,
@@ -33,7 +33,7 @@ from tests.sam_local.docker_engine import (
     pids_mentioning,
     rewrite_container_create,
 )
-from tests.sam_local.lambda_image import (
+from tools.sam_local.lambda_image import (
     OFFICIAL_IMAGE,
     StandinRecipe,
     debian_mirror,

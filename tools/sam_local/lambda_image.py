@@ -45,7 +45,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .docker_engine import DockerEngine, default_cache_dir, mount_points, unmount_under
+from tools.sam_local.engine import DockerEngine
+from tools.sam_local.host import default_cache_dir, mount_points, unmount_under
 
 #: The image sam would use for a python3.13 x86_64 function (``Runtime.get_image_name_tag``).
 OFFICIAL_IMAGE = "public.ecr.aws/lambda/python:3.13-x86_64"
@@ -171,10 +172,10 @@ class StandinRecipe:
 
 
 def find_python313() -> Path:
-    """The Python 3.13 to copy: this interpreter if it is 3.13, else what scripts/find-python313 finds."""
+    """The Python 3.13 to copy: this interpreter if it is 3.13, else what tools/find-python313 finds."""
     if sys.version_info[:2] == (3, 13):
         return Path(sys.executable)
-    finder = Path(__file__).resolve().parents[2] / "scripts" / "find-python313"
+    finder = Path(__file__).resolve().parents[2] / "tools" / "find-python313"
     proc = subprocess.run([str(finder)], capture_output=True, text=True, check=False, timeout=60)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise LambdaImageUnavailableError(f"no Python 3.13 on this machine: {proc.stderr.strip()}")
@@ -310,7 +311,7 @@ def build_standin_tarball(recipe: StandinRecipe, tarball: Path, work_parent: Pat
         raise LambdaImageUnavailableError("building the stand-in image needs root (debootstrap, chown)")
     debootstrap = shutil.which("debootstrap", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
     if debootstrap is None:
-        raise LambdaImageUnavailableError("debootstrap is not installed (scripts/install-sam-local-deps)")
+        raise LambdaImageUnavailableError("debootstrap is not installed (tools/install-sam-local-deps)")
     if shutil.which("tar") is None:
         raise LambdaImageUnavailableError("tar is not installed")
     prefix = Path(recipe.python_prefix)

@@ -29,8 +29,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.local.service import Service
-from tests.local.template import load_template
+from tools.lambda_context import FakeLambdaContext
+from tools.standins.service import Service
+from tools.standins.template import load_template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 STAGE = "v1"
@@ -70,6 +71,15 @@ class Route:
         return tuple(0 if s.endswith("+}") else 1 if s.startswith("{") else 2 for s in segments)
 
 
+def _context() -> FakeLambdaContext:
+    return FakeLambdaContext(
+        remaining_ms=25_000,
+        function_name="local",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:local",
+        aws_request_id="local-api-gateway",
+    )
+
+
 def template_routes(
     handlers: Mapping[str, Handler], template: Mapping[str, Any] | None = None
 ) -> list[Route]:
@@ -88,16 +98,6 @@ def template_routes(
             iam = event.get("Auth", {}).get("Authorizer", "AWS_IAM") != "NONE"
             routes.append(Route(event["Method"].upper(), event["Path"], handlers[logical_id], iam=iam))
     return routes
-
-
-class _Context:
-    function_name = "local"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:local"
-    aws_request_id = "local-api-gateway"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 25_000
 
 
 class LocalApiGateway(Service):
@@ -166,7 +166,7 @@ class LocalApiGateway(Service):
             status, headers, payload = self.gateway_response("INVALID_SIGNATURE", _INVALID_SIGNATURE)
         else:
             event = self._event(request, route, path, split.query, parameters, body, identity)
-            answer = route.handler(event, _Context())
+            answer = route.handler(event, _context())
             status = int(answer["statusCode"])
             headers = {k: v for k, v in (answer.get("headers") or {}).items()}
             headers |= {k: v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items() if v}

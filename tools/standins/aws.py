@@ -13,8 +13,8 @@ from typing import Any, Self
 import boto3
 from moto.server import ThreadedMotoServer
 
-from tests.local.service import Service
-from tests.local.template import load_template, results_table_create_args, results_table_ttl_attribute
+from tools.standins.service import Service
+from tools.standins.template import load_template, results_table_create_args, results_table_ttl_attribute
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

@@ -39,8 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from tests.local.aws_standin import aws_environment
-from tests.local.service import Service
+from tools.standins.aws import aws_environment
+from tools.standins.service import Service
 
 PUT_ITEM = "DynamoDB_20120810.PutItem"
 BATCH_GET_ITEM = "DynamoDB_20120810.BatchGetItem"

@@ -24,26 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from tests.local.aws_standin import AwsStandIn
-    from tests.local.stripe_standin import StripeStandIn
+from tools.lambda_context import FakeLambdaContext
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from tools.standins.aws import AwsStandIn
+    from tools.standins.stripe import StripeStandIn
+
+ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 # A made-up key of the same pattern as the tests' fakes, so the secret-hygiene checks catch it too.
 DEMO_KEY = "sk_test_FAKElocalDemoKeyNotARealKey00000"
 TABLE_NAME = "stripe-monitor-local"
 SECRET_ID = "stripe-monitor/local"
-
-
-class _Context:
-    function_name = "PingFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PingFunction"
-    aws_request_id = "local-run"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 25_000
 
 
 def _event(name: str, destination_id: str | None = None) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def _event(name: str, destination_id: str | None = None) -> dict[str, Any]:
         text = text.replace("ed_test_61DemoHealthyWebhook0001", destination_id)
         text = text.replace("demo-api-ping-0001", f"local-run-{uuid.uuid4()}")
     event: dict[str, Any] = json.loads(text)
-    if destination_id and "scheduled_time" in event:
+    if "scheduled_time" in event:  # a run is refused more than a day after its scheduled time
         event["scheduled_time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return event
 
@@ -73,7 +65,7 @@ def _call(handler: Any, event: dict[str, Any]) -> Any:
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output):
-            return handler(event, _Context())
+            return handler(event, FakeLambdaContext(remaining_ms=25_000, aws_request_id="local-run"))
     except Exception:
         print(output.getvalue(), file=sys.stderr)
         raise
@@ -82,13 +74,13 @@ def _call(handler: Any, event: dict[str, Any]) -> Any:
 @contextlib.contextmanager
 def env_file_standins() -> Iterator[tuple["AwsStandIn", "StripeStandIn"]]:
     """moto and the Stripe stand-in on the ports ``events/env.local.json`` names, table and secret made."""
-    from tests.local.aws_standin import AwsStandIn
-    from tests.local.stripe_standin import StripeStandIn
+    from tools.standins.aws import AwsStandIn
+    from tools.standins.stripe import StripeStandIn
 
     local_env = json.loads((EVENTS / "env.local.json").read_text())["PingFunction"]
     aws = AwsStandIn(port=int(local_env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]))
     stripe = StripeStandIn(api_key=DEMO_KEY, port=int(local_env["STRIPE_API_BASE"].rsplit(":", 1)[1]))
-    stripe.load_config(ROOT / "tests/local/demo_destinations.json")
+    stripe.load_config(ROOT / "tools/demo_destinations.json")
     with aws, stripe:
         aws.create_results_table(local_env["TABLE_NAME"])
         aws.put_secret(local_env["STRIPE_SECRET_ID"], DEMO_KEY)
@@ -118,15 +110,15 @@ def main() -> int:
         return 2
 
     sys.path[:0] = [str(ROOT / "layers/common"), str(ROOT / "functions/ping")]
-    from tests.local.aws_standin import AwsStandIn
-    from tests.local.stripe_standin import StripeStandIn
+    from tools.standins.aws import AwsStandIn
+    from tools.standins.stripe import StripeStandIn
 
     with AwsStandIn() as aws, StripeStandIn(api_key=DEMO_KEY) as stripe:
         if real_key:
             api_base, destinations, key = "https://api.stripe.com", real_ids, real_key
             first_destination: str | None = real_ids.split(",")[0].strip()
         else:
-            stripe.load_config(ROOT / "tests/local/demo_destinations.json")
+            stripe.load_config(ROOT / "tools/demo_destinations.json")
             api_base, key, first_destination = stripe.url, DEMO_KEY, None
             destinations = ",".join(d.id for d in stripe.destinations)
         os.environ.update(
