@@ -36,6 +36,7 @@ test: $(VENV)/.installed $(TOOLS)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.import_rules
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
