@@ -54,7 +54,7 @@ def stripe_webhook() -> Response[str]:
         raise NotConfiguredError("no webhook signing secret is configured")
     header = next((v for k, v in event.headers.items() if k.lower() == "stripe-signature"), None)
     document = _json_object(payload)
-    verifier.verify(payload, header, _related_id(document))
+    channel = verifier.verify(payload, header, _related_id(document))
     if document is None:
         raise InvalidInputError("body is not a JSON object", code="invalid_body")
     if document.get("type") != PING_EVENT_TYPE or document.get("object") != "v2.core.event":
@@ -67,7 +67,7 @@ def stripe_webhook() -> Response[str]:
     except ValidationError:
         raise InvalidInputError("body is not a Stripe v2 event", code="invalid_body") from None
     try:
-        return json_response(200, _record_ping(document, Channel.WEBHOOK))
+        return json_response(200, _record_ping(document, channel))
     except ValueError:  # signed, but not a well-formed ping (pydantic's ValidationError, a bad id)
         raise InvalidInputError(
             "body is not a Stripe ping event for an event destination", code="invalid_body"

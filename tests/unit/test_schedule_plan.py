@@ -109,9 +109,3 @@ def test_removed_are_the_checked_destinations_gone_from_the_list_and_reported_on
     }
 
     assert [s.destination_id for s in plan.removed(states, {A})] == [B]
-
-
-def test_the_sweep_looks_at_configured_destinations_and_those_that_sent_receipts():
-    states = {A: checked(A, receipt_channel="webhook"), B: checked(B)}
-
-    assert plan.expecting_receipts({C}, states) == [A, C]

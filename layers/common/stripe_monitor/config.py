@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,6 +32,8 @@ class CommonSettings(BaseModel):
     receipt_event_bus_names: tuple[str, ...] = ()
     delivery_sla_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
     lost_after_seconds: Seconds = 900
+    # The webhook signing secrets: a destination listed there by id forwards its receipts (it is monitored).
+    webhook_secret_id: str | None = None
 
     # destination_ids is PingSettings' own field: these validators apply to it there.
     @field_validator(
@@ -57,6 +60,12 @@ class CommonSettings(BaseModel):
         after its destination: aws.partner/stripe.com/ed_...)."""
         from_buses = (name.rsplit("/", 1)[-1] for name in self.receipt_event_bus_names)
         return frozenset(self.receipt_destination_ids) | {b for b in from_buses if b.startswith("ed_")}
+
+    @property
+    def learned_receipt_window(self) -> timedelta:
+        """How long a receipt for one of the monitor's pings makes a destination expect the next ones: a few
+        lost-after periods, so a one-off receipt path stops counting soon after it stops."""
+        return timedelta(seconds=3 * self.lost_after_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -97,7 +106,6 @@ class PingSettings(CommonSettings):
 
 
 class ReceiptSettings(CommonSettings):
-    """ReceiptFunction: the webhook's signing secrets (it never needs the Stripe key)."""
+    """ReceiptFunction: the webhook's tolerance (it never needs the Stripe key)."""
 
-    webhook_secret_id: str | None = None
     webhook_tolerance_seconds: Annotated[int, Field(ge=1, le=3600)] = 300

@@ -55,6 +55,13 @@ class RouteNotFoundError(MonitorError):
     code = "not_found"
 
 
+class UnknownDestinationError(MonitorError):
+    """A destination the monitor has never checked."""
+
+    status = 404
+    code = "unknown_destination"
+
+
 class MethodNotAllowedError(MonitorError):
     status = 405
     code = "method_not_allowed"

@@ -63,7 +63,7 @@ def build_ping_services(settings: PingSettings, table: ResultsTable | None = Non
         single_check=SingleCheck(settings, pinger, table, health, deliveries),
         scheduled_run=ScheduledRun(settings, pinger, table, health, deliveries),
         deliveries=deliveries,
-        queries=Queries(table),
+        queries=Queries(table, settings.destination_ids),
     )
 
 
@@ -94,4 +94,6 @@ def reset() -> None:
 def _health_and_deliveries(settings: CommonSettings, table: ResultsTable) -> tuple[HealthTracker, Deliveries]:
     alerts = AlertPublisher(settings.alert_topic_arn, settings.api_url_parameter)
     health = HealthTracker(table, alerts, retention_days=settings.result_retention_days)
-    return health, Deliveries(settings, table, health)
+    secret_id = settings.webhook_secret_id
+    signing_secrets = (lambda: get_signing_secrets(secret_id)) if secret_id else None
+    return health, Deliveries(settings, table, health, signing_secrets)

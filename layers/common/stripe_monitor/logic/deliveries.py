@@ -1,51 +1,100 @@
 """Closing the loop: a receipt proves that a ping event ARRIVED; a ping without one in time is lost.
 
-Receipts come from three channels (``model/receipt.py``): a rule on the Stripe partner event bus, the
-stack's signed webhook route, and the user's application through ``POST /receipts``.
+Receipts come through three channels (``model/receipt.py``). A destination expects them when the
+deployment says so (``ReceiptDestinationIds``, ``StripeEventBusNames``, the signing-secret map) or when a
+receipt for one of the monitor's own pings came recently; a receipt for a ping the monitor did not send (a
+dashboard ping) proves nothing about the monitor's pings and changes nothing.
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from stripe_monitor.config import CommonSettings
+from stripe_monitor.errors import ConfigError, InvalidInputError
 from stripe_monitor.logic.health_tracker import HealthTracker
 from stripe_monitor.logic.metrics import report_delivery
 from stripe_monitor.model.check import CheckRecord, DeliveryStatus, Outcome
 from stripe_monitor.model.destination import DestinationState, Verdict
 from stripe_monitor.model.ids import validate_destination_id
-from stripe_monitor.model.receipt import Receipt
-from stripe_monitor.model.times import expiry, iso_ms, parse_iso
+from stripe_monitor.model.receipt import Receipt, SigningSecrets
+from stripe_monitor.model.times import expiry, iso_ms, parse_iso, utc_now
 from stripe_monitor.observability import logger
 from stripe_monitor.store.results_table import ResultsTable
 
 _SWEEP_WINDOW = timedelta(days=1)  # how far back the sweep looks for checks still pending
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # between Stripe's clock and the one that reports an arrival
+SigningSecretsReader = Callable[[], SigningSecrets]
 
 
 class Deliveries:
-    def __init__(self, settings: CommonSettings, table: ResultsTable, health: HealthTracker) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        table: ResultsTable,
+        health: HealthTracker,
+        signing_secrets: SigningSecretsReader | None = None,
+    ) -> None:
         self.settings = settings
         self.table = table
         self.health = health
+        self._signing_secrets = signing_secrets
 
-    def is_monitored(self, destination_id: str, receipt_channel: str | None) -> bool:
-        """Will a receipt come for this destination's pings? Configured, or learned from a receipt."""
-        return destination_id in self.settings.monitored_destination_ids or receipt_channel is not None
+    def configured(self) -> frozenset[str]:
+        """Destinations the deployment says report receipts."""
+        listed: frozenset[str] = frozenset()
+        if self._signing_secrets is not None:
+            try:
+                listed = frozenset(self._signing_secrets().by_destination)
+            except ConfigError:
+                logger.warning("webhook signing secrets not read: their destinations count as unconfigured")
+        return self.settings.monitored_destination_ids | listed
+
+    def is_monitored(self, destination_id: str, state: DestinationState | None, now: datetime) -> bool:
+        """Will a receipt come for this destination's pings? Configured, or one came recently."""
+        return destination_id in self.configured() or _learned(
+            state, now, self.settings.learned_receipt_window
+        )
+
+    def expecting_receipts(self, states: dict[str, DestinationState], now: datetime) -> list[str]:
+        """Destinations whose checks may still wait for receipts: the sweep looks at these."""
+        since = self.settings.learned_receipt_window + _SWEEP_WINDOW
+        return sorted(self.configured() | {d for d, s in states.items() if _learned(s, now, since)})
 
     def awaiting_receipt(self, record: CheckRecord, state: DestinationState | None) -> CheckRecord:
         """The record with its delivery status: ``pending`` when a receipt will come for its ping."""
-        if record.outcome is not Outcome.OK:
+        if record.outcome is not Outcome.OK or not record.event_id:
             return record  # nothing was sent, so nothing can arrive
-        monitored = self.is_monitored(record.destination_id, state.receipt_channel if state else None)
+        monitored = self.is_monitored(record.destination_id, state, utc_now())
         return replace(
             record, delivery_status=DeliveryStatus.PENDING if monitored else DeliveryStatus.UNMONITORED
         )
 
+    def expect(self, record: CheckRecord) -> dict[str, Any] | None:
+        """After a pending check is stored: join its event, and return the event's first arrival when a
+        receipt came before the check was stored (``settle`` applies it)."""
+        if record.delivery_status is not DeliveryStatus.PENDING:
+            return None
+        return self.table.receipts.expect(record)
+
+    def settle(self, record: CheckRecord, arrival: dict[str, Any]) -> None:
+        self._apply(record.destination_id, record.pinged_at, arrival)
+
+    def claim(self, records: Iterable[CheckRecord]) -> None:
+        """``expect`` and ``settle`` for checks just stored."""
+        for record in records:
+            if arrival := self.expect(record):
+                self.settle(record, arrival)
+
     def record(self, receipt: Receipt) -> dict[str, Any]:
-        """Store an arrival and match it to the check that caused it (if that check is stored yet)."""
+        """Store an arrival and settle every check of its event (none yet: it waits for them)."""
         validate_destination_id(receipt.destination_id)
+        if receipt.event_created and receipt.event_created > receipt.received_at + MAX_CLOCK_SKEW:
+            raise InvalidInputError(
+                "the receipt says the event arrived before Stripe created it", code="invalid_received_at"
+            )
         received_at = iso_ms(receipt.received_at)
         stored = self.table.receipts.record(
             {
@@ -54,30 +103,19 @@ class Deliveries:
                 "received_at": received_at,
                 "channel": receipt.channel,
                 "event_created": iso_ms(receipt.event_created) if receipt.event_created else None,
-                # Until a check claims it: an event this stack did not send (e.g. a dashboard ping).
-                "unsolicited": True,
                 "expires_at": expiry(receipt.received_at, self.settings.result_retention_days),
-            }
+            },
+            created_by=iso_ms(receipt.received_at + MAX_CLOCK_SKEW),
         )
-        self.table.states.note_receipt(receipt.destination_id, receipt.channel, received_at)
-        check = self.table.checks.find_by_event(receipt.destination_id, receipt.event_id)
-        if check is None:
+        if not stored["checks"]:
+            # An event this stack did not send (e.g. a dashboard ping), or one whose check is not stored yet.
             logger.info("receipt without a check (yet)", receipt=stored)
             return {"status": "unmatched", "event_id": receipt.event_id, "deliveries": stored["deliveries"]}
-        return self._apply(check, stored)
-
-    def claim(self, records: Iterable[CheckRecord]) -> None:
-        """After checks are written: apply receipts that arrived before their check was stored."""
-        # Only a check that waits for a receipt can have one to claim (and most need no look-up).
-        by_key = {
-            (r.destination_id, r.event_id): r
-            for r in records
-            if r.event_id and r.delivery_status is DeliveryStatus.PENDING
-        }
-        if not by_key:
-            return
-        for found, receipt in self.table.receipts.find(by_key).items():
-            self._apply(by_key[found], receipt)
+        settled = [d for p in stored["checks"] if (d := self._apply(receipt.destination_id, p, stored))]
+        if settled:
+            self.table.states.note_receipt(receipt.destination_id, stored["channel"], stored["received_at"])
+        first = settled[0] if settled else {}
+        return {"status": "matched", "event_id": receipt.event_id, "checks": stored["checks"], **first}
 
     def wait_for(self, record: CheckRecord, *, seconds: float, poll_seconds: float = 0.2) -> CheckRecord:
         """Poll the check until a receipt marks it delivered (or late), for at most ``seconds``."""
@@ -107,34 +145,36 @@ class Deliveries:
                 report_delivery(destination_id, latency_ms=None, lost=True)
         return lost
 
-    def _apply(self, check: CheckRecord, receipt: dict[str, Any]) -> dict[str, Any]:
+    def _apply(self, destination_id: str, pinged_at: str, receipt: dict[str, Any]) -> dict[str, Any] | None:
+        """Mark one check delivered (or late) from its event's first arrival; None when the check is gone.
+        A check declared lost that is delivered after all turns late: counted once, never lost twice."""
         first_arrival = parse_iso(receipt["received_at"])
-        created_text = check.event_created or receipt.get("event_created")
+        created = receipt.get("event_created")
         latency_ms = (
-            max(0, round((first_arrival - parse_iso(created_text)).total_seconds() * 1000))
-            if created_text
-            else 0
+            max(0, round((first_arrival - parse_iso(created)).total_seconds() * 1000)) if created else 0
         )
         late = latency_ms > self.settings.delivery_sla_seconds * 1000
-        status = DeliveryStatus.LATE if late else DeliveryStatus.DELIVERED
         delivery = {
-            "delivery_status": status,
+            "delivery_status": DeliveryStatus.LATE if late else DeliveryStatus.DELIVERED,
             "delivered_at": receipt["received_at"],
             "delivery_channel": receipt["channel"],
             "delivery_latency_ms": latency_ms,
             "deliveries": receipt["deliveries"],
         }
-        before = self.table.checks.mark_delivered(check, delivery)
-        self.table.receipts.mark_matched(check.destination_id, receipt["event_id"], check.pinged_at)
+        found, before = self.table.checks.mark_delivered(destination_id, pinged_at, delivery)
+        if not found:
+            return None
         if before not in (DeliveryStatus.DELIVERED, DeliveryStatus.LATE):  # the first arrival: count it once
-            report_delivery(check.destination_id, latency_ms=latency_ms, lost=False)
+            report_delivery(destination_id, latency_ms=latency_ms, lost=False)
             if late:
                 reason = f"ping delivered late ({latency_ms} ms > {self.settings.delivery_sla_seconds} s)"
-                self.health.observe(check.destination_id, Verdict.SOFT, reason, receipt["received_at"])
-        logger.info(
-            "delivery recorded", destination_id=check.destination_id, check=check.pinged_at, **delivery
-        )
-        return {"status": "matched", "check": check.pinged_at, "event_id": receipt["event_id"], **delivery}
+                self.health.observe(destination_id, Verdict.SOFT, reason, receipt["received_at"])
+        logger.info("delivery recorded", destination_id=destination_id, check=pinged_at, **delivery)
+        return {"check": pinged_at, **delivery}
+
+
+def _learned(state: DestinationState | None, now: datetime, window: timedelta) -> bool:
+    return bool(state and state.last_receipt_at and parse_iso(state.last_receipt_at) > now - window)
 
 
 def _duration(span: timedelta) -> str:

@@ -11,8 +11,9 @@ from stripe_monitor.store.results_table import ResultsTable
 
 
 class Queries:
-    def __init__(self, table: ResultsTable) -> None:
+    def __init__(self, table: ResultsTable, configured: tuple[str, ...] = ()) -> None:
         self.table = table
+        self.configured = configured  # DESTINATION_IDS: known before their first check
 
     def history(
         self, destination_id: str, *, limit: int, cursor: str | None
@@ -33,4 +34,6 @@ class Queries:
     def mute(self, destination_id: str, until: datetime | None) -> dict[str, Any]:
         """Keep checking and recording, but send no notification until ``until`` (None ends the mute)."""
         validate_destination_id(destination_id)
-        return self.table.states.set_mute(destination_id, iso_ms(until) if until else None).to_api(utc_now())
+        known = destination_id in self.configured
+        state = self.table.states.set_mute(destination_id, iso_ms(until) if until else None, known=known)
+        return state.to_api(utc_now())

@@ -71,8 +71,3 @@ def removed(states: Mapping[str, DestinationState], listed: Collection[str]) -> 
         for destination_id, state in states.items()
         if destination_id not in listed and not state.removed_at and state.last_check is not None
     ]
-
-
-def expecting_receipts(monitored: Collection[str], states: Mapping[str, DestinationState]) -> list[str]:
-    """Destinations whose pending checks the run's sweep looks at: configured, or learned from receipts."""
-    return sorted(set(monitored) | {d for d, state in states.items() if state.receipt_channel})

@@ -32,7 +32,17 @@ from stripe_monitor.stripe.rate_limit import RateLimiter
 
 NOT_STARTED = "not_started"  # the deadline came before the check could start
 CheckOutcome = CheckRecord | str  # the record, NOT_STARTED, or the error a check raised (a bug)
-StoredCheck = tuple[CheckRecord, bool, Transition | None, Health | None]  # record, stored?, what came of it
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    """What came of storing one check (on a writer thread), for the invocation's thread to report."""
+
+    record: CheckRecord
+    stored: bool
+    transition: Transition | None = None
+    health: Health | None = None
+    arrival: dict[str, Any] | None = None  # its receipt, when it came before the check was stored
 
 
 @dataclass(frozen=True)
@@ -108,10 +118,8 @@ class ScheduledRun:
             outcomes, stored, transitions = self._check_and_store(todo, check, stored_states)
         states = reading_states.result()  # raises now if it failed: the checks are stored, Lambda retries
         discovered, discovery_error = listing.result() if listing else (None, None)
-        self.deliveries.claim(stored)
-        lost = self.deliveries.sweep(
-            plan.expecting_receipts(self.settings.monitored_destination_ids, states), utc_now()
-        )
+        now = utc_now()
+        lost = self.deliveries.sweep(self.deliveries.expecting_receipts(states, now), now)
         if discovered is not None and not configured:
             for state in plan.removed(states, discovered):
                 if removal := self.health.remove(state, when):
@@ -240,12 +248,14 @@ class ScheduledRun:
                         if isinstance(outcome, CheckRecord):
                             pending.add(writers.submit(store, outcome))
                         continue
-                    record, was_stored, transition, health = future.result()
-                    if was_stored:
-                        stored[record.destination_id] = record
-                        report_check(record, health)
-                    if transition:
-                        transitions.append(transition)
+                    result: StoredCheck = future.result()
+                    if result.stored:
+                        stored[result.record.destination_id] = result.record
+                        report_check(result.record, result.health)
+                    if result.arrival:
+                        self.deliveries.settle(result.record, result.arrival)
+                    if result.transition:
+                        transitions.append(result.transition)
         order = {d: n for n, d in enumerate(destination_ids)}
         transitions.sort(key=lambda t: order[t.destination_id])
         return outcomes, [stored[d] for d in destination_ids if d in stored], transitions
@@ -253,8 +263,8 @@ class ScheduledRun:
     def _store(
         self, record: CheckRecord, stored_states: Callable[[], dict[str, DestinationState]]
     ) -> StoredCheck:
-        """Store one check, then move its destination's state; never raises. Returns the record as stored
-        (with its delivery status, which needs the stored state) and what came of it."""
+        """Store one check, move its destination's state and join its event; never raises. The record as
+        stored has its delivery status, which needs the stored state."""
         state = stored_states().get(record.destination_id)
         record = self.deliveries.awaiting_receipt(record, state)
         try:
@@ -262,9 +272,14 @@ class ScheduledRun:
         except Exception:
             # Nothing is lost: the full record goes to the log, and the run reports it as not stored.
             logger.exception("check not stored", check=record.to_dict())
-            return record, False, None, None
+            return StoredCheck(record, stored=False)
         transition, health = self.health.advance(record, state, slow_ping_ms=self.settings.slow_ping_ms)
-        return record, True, transition, health
+        try:
+            arrival = self.deliveries.expect(record)
+        except Exception:  # the check is stored and stays pending: the sweep decides on it
+            logger.exception("check not joined to its event", destination_id=record.destination_id)
+            arrival = None
+        return StoredCheck(record, True, transition, health, arrival)
 
 
 def _result_or[T](future: Future[T] | None, fallback: T) -> Callable[[], T]:

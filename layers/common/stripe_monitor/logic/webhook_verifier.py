@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 
 from stripe_monitor.errors import ConfigError, SignatureError
-from stripe_monitor.model.receipt import SigningSecrets
+from stripe_monitor.model.receipt import Channel, SigningSecrets
 from stripe_monitor.observability import logger
-from stripe_monitor.stripe.signature import parse_header, signed_with
+from stripe_monitor.stripe.signature import SignatureHeader, parse_header, signed_with
 
 SecretsReader = Callable[..., SigningSecrets]  # (secret_id, *, force_fetch=False) -> secrets
 REFRESH_SECONDS = 60.0
@@ -37,18 +37,18 @@ class WebhookVerifier:
         self._known: SigningSecrets | None = None
         self._refreshed_at = float("-inf")
 
-    def verify(self, payload: bytes, header: str | None, destination_id: str | None) -> None:
-        """Returns when ``header`` signs ``payload`` with a secret of ``destination_id`` (or a shared one);
-        raises ``SignatureError`` (a 400) otherwise."""
+    def verify(self, payload: bytes, header: str | None, destination_id: str | None) -> Channel:
+        """The channel that delivered ``payload`` when ``header`` signs it: ``application`` when the secret is
+        the destination's own (listed by id: the user's application forwarded it), ``webhook`` when it is a
+        shared one (a probe destination pointed at the stack). ``SignatureError`` (a 400) otherwise."""
         parsed = parse_header(header, now=self._clock(), tolerance=self.tolerance)
-        if signed_with(payload, parsed, self._secrets().for_destination(destination_id)):
-            return
+        if channel := _signed_by(payload, parsed, self._secrets(), destination_id):
+            return channel
         now = time.monotonic()
         if now - self._refreshed_at >= self.refresh_seconds:
             self._refreshed_at = now
-            fresh = self._secrets(force_fetch=True)
-            if signed_with(payload, parsed, fresh.for_destination(destination_id)):
-                return
+            if channel := _signed_by(payload, parsed, self._secrets(force_fetch=True), destination_id):
+                return channel
         raise SignatureError("no valid signature for this payload")
 
     def _secrets(self, *, force_fetch: bool = False) -> SigningSecrets:
@@ -61,3 +61,11 @@ class WebhookVerifier:
                 raise
             logger.warning("signing secrets not read again; the ones read before are used")
         return self._known
+
+
+def _signed_by(
+    payload: bytes, header: SignatureHeader, secrets: SigningSecrets, destination_id: str | None
+) -> Channel | None:
+    if not signed_with(payload, header, secrets.for_destination(destination_id)):
+        return None
+    return Channel.APPLICATION if destination_id in secrets.by_destination else Channel.WEBHOOK

@@ -1,10 +1,5 @@
 """Check items: one per attempted ping (partition the destination id, sort the check's time), with the
-delivery fields that receipts set.
-
-A receipt finds its check by querying the destination's newest checks with a consistent read (not an
-eventually consistent index), and a check finds its receipt by key, so whichever is written second sees the
-first: a receipt that arrives before its check is stored is still matched.
-"""
+delivery fields that receipts set (a check and its receipt meet on the event's item: ``receipts.py``)."""
 
 from collections.abc import Iterable
 from datetime import timedelta
@@ -24,7 +19,6 @@ from stripe_monitor.store.dynamo import (
     to_item,
 )
 
-RECENT_CHECKS_SEARCHED = 50  # a receipt is matched among the destination's newest checks
 _MAX_SAME_MILLISECOND = 20
 
 
@@ -85,32 +79,41 @@ class CheckItems:
 
     # -- delivery ---------------------------------------------------------------------------------------
 
-    def find_by_event(self, destination_id: str, event_id: str) -> CheckRecord | None:
-        answer = self._client.query(
-            TableName=self.table_name,
-            KeyConditionExpression="destination_id = :d",
-            FilterExpression="event_id = :e",
-            ExpressionAttributeValues={":d": {"S": destination_id}, ":e": {"S": event_id}},
-            ScanIndexForward=False,
-            Limit=RECENT_CHECKS_SEARCHED,
-            ConsistentRead=True,
-        )
-        items = answer.get("Items", [])
-        return CheckRecord.from_dict(from_item(items[0])) if items else None
-
-    def mark_delivered(self, check: CheckRecord, delivery: dict[str, Any]) -> str | None:
-        """Set the check's delivery fields (idempotent: always from the first arrival); returns the
-        delivery status it had before."""
-        answer = self._client.update_item(
-            TableName=self.table_name,
-            Key=key(check.destination_id, check.pinged_at),
-            UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in delivery),
-            ConditionExpression="attribute_exists(pinged_at)",
-            ExpressionAttributeValues={f":{k}": serialize(v) for k, v in delivery.items()},
-            ReturnValues="UPDATED_OLD",
-        )
+    def mark_delivered(
+        self, destination_id: str, pinged_at: str, delivery: dict[str, Any]
+    ) -> tuple[bool, str | None]:
+        """Set a check's delivery fields (idempotent: always from the first arrival). Returns whether the
+        check is there (retention may have removed it) and the delivery status it had before."""
+        try:
+            answer = self._client.update_item(
+                TableName=self.table_name,
+                Key=key(destination_id, pinged_at),
+                UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in delivery),
+                ConditionExpression="attribute_exists(pinged_at)",
+                ExpressionAttributeValues={f":{k}": serialize(v) for k, v in delivery.items()},
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False, None
+            raise
         old = answer.get("Attributes", {}).get("delivery_status")
-        return str(old["S"]) if old else None
+        return True, str(old["S"]) if old else None
+
+    def since(self, destination_id: str, not_before: str) -> list[CheckRecord]:
+        """The destination's checks from ``not_before`` on, oldest first."""
+        query: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "destination_id = :d AND pinged_at >= :from",
+            "ExpressionAttributeValues": {":d": {"S": destination_id}, ":from": {"S": not_before}},
+        }
+        found: list[CheckRecord] = []
+        while True:
+            answer = self._client.query(**query)
+            found += [CheckRecord.from_dict(from_item(item)) for item in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                return found
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def pending(self, destination_id: str, *, not_before: str, before: str) -> list[CheckRecord]:
         """The destination's checks between the two times that still wait for their receipt."""

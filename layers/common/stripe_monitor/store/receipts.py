@@ -1,10 +1,19 @@
-"""Receipt items: each ping event that arrived (partition ``#receipt#ed_...``, sort the event id); repeated
-arrivals only count."""
+"""Receipt items: one per ping event (partition ``#receipt#ed_...``, sort the event id), holding the checks
+that carry the event and its arrivals.
 
-from collections.abc import Iterable
+A check adds itself to its event's item (``expect``), a receipt records an arrival on it (``record``); both
+are single atomic updates that return the item, so whichever comes second sees the first: a receipt that
+arrives before its check is stored still settles it, and a receipt finds every check of its event however
+old (two API pings retried with one idempotency key carry the same event).
+"""
+
 from typing import Any
 
-from stripe_monitor.store.dynamo import RECEIPT_PREFIX, batch_get, from_item, key, serialize
+from botocore.exceptions import ClientError
+
+from stripe_monitor.errors import InvalidInputError
+from stripe_monitor.model.check import CheckRecord
+from stripe_monitor.store.dynamo import RECEIPT_PREFIX, from_item, is_condition_failure, key, serialize
 
 
 class ReceiptItems:
@@ -12,38 +21,53 @@ class ReceiptItems:
         self._client = client
         self.table_name = table_name
 
-    def record(self, receipt: dict[str, Any]) -> dict[str, Any]:
-        """Store one arrival of an event; repeats only count. Returns the receipt as stored: the first
-        arrival's time and channel, and the number of arrivals so far."""
-        first = {
-            k: v for k, v in receipt.items() if k not in ("destination_id", "event_id") and v is not None
-        }
-        sets = ", ".join(f"{name} = if_not_exists({name}, :{name})" for name in first)
+    def expect(self, check: CheckRecord) -> dict[str, Any] | None:
+        """Add a check that waits for its event to the event's item; the event's first arrival if one came
+        already (else None)."""
+        if not (check.event_id and check.event_created):
+            raise ValueError("only a check whose ping created an event waits for it")
         answer = self._client.update_item(
             TableName=self.table_name,
-            Key=_receipt_key(receipt["destination_id"], receipt["event_id"]),
-            UpdateExpression=f"SET {sets} ADD deliveries :one",
-            ExpressionAttributeValues={f":{k}": serialize(v) for k, v in first.items()}
-            | {":one": {"N": "1"}},
+            Key=_receipt_key(check.destination_id, check.event_id),
+            UpdateExpression="ADD checks :check SET event_created = if_not_exists(event_created, :created),"
+            " expires_at = if_not_exists(expires_at, :expires)",
+            ExpressionAttributeValues={
+                ":check": {"SS": [check.pinged_at]},
+                ":created": {"S": check.event_created},
+                ":expires": {"N": str(check.expires_at)},
+            },
             ReturnValues="ALL_NEW",
         )
+        receipt = _receipt_from_item(from_item(answer["Attributes"]))
+        return receipt if "received_at" in receipt else None
+
+    def record(self, arrival: dict[str, Any], *, created_by: str) -> dict[str, Any]:
+        """Store one arrival of an event; repeats only count. Returns the item as stored: the first
+        arrival's time and channel, the number of arrivals and the checks of the event.
+
+        Refused (400 ``invalid_received_at``) when the event was created after ``created_by``: a receipt
+        cannot come before its event, beyond the clocks' skew."""
+        first = {
+            k: v for k, v in arrival.items() if k not in ("destination_id", "event_id") and v is not None
+        }
+        sets = ", ".join(f"{name} = if_not_exists({name}, :{name})" for name in first)
+        try:
+            answer = self._client.update_item(
+                TableName=self.table_name,
+                Key=_receipt_key(arrival["destination_id"], arrival["event_id"]),
+                UpdateExpression=f"SET {sets} ADD deliveries :one",
+                ConditionExpression="attribute_not_exists(event_created) OR event_created <= :created_by",
+                ExpressionAttributeValues={f":{k}": serialize(v) for k, v in first.items()}
+                | {":one": {"N": "1"}, ":created_by": {"S": created_by}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise InvalidInputError(
+                    "the receipt says the event arrived before Stripe created it", code="invalid_received_at"
+                ) from None
+            raise
         return _receipt_from_item(from_item(answer["Attributes"]))
-
-    def find(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Receipts by (destination_id, event_id), for checks just written."""
-        found = batch_get(
-            self._client, self.table_name, [_receipt_key(d, e) for d, e in keys], ConsistentRead=True
-        )
-        receipts = (_receipt_from_item(from_item(item)) for item in found)
-        return {(r["destination_id"], r["event_id"]): r for r in receipts}
-
-    def mark_matched(self, destination_id: str, event_id: str, pinged_at: str) -> None:
-        self._client.update_item(
-            TableName=self.table_name,
-            Key=_receipt_key(destination_id, event_id),
-            UpdateExpression="SET matched_check = :at REMOVE unsolicited",
-            ExpressionAttributeValues={":at": {"S": pinged_at}},
-        )
 
 
 def _receipt_key(destination_id: str, event_id: str) -> dict[str, Any]:
@@ -56,4 +80,5 @@ def _receipt_from_item(item: dict[str, Any]) -> dict[str, Any]:
     receipt["event_id"] = item["pinged_at"]
     receipt.pop("pinged_at")
     receipt["deliveries"] = int(item.get("deliveries", 0))
+    receipt["checks"] = sorted(item.get("checks", ()))
     return receipt

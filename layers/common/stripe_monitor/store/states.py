@@ -5,6 +5,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from stripe_monitor.errors import UnknownDestinationError
 from stripe_monitor.model.check import CheckRecord
 from stripe_monitor.model.destination import DestinationState, Health, Verdict
 from stripe_monitor.store.dynamo import (
@@ -90,28 +91,44 @@ class StateItems:
             raise
         return _state_from_item(from_item(answer["Attributes"]))
 
-    def set_mute(self, destination_id: str, until: str | None) -> DestinationState:
-        state_key = key(STATE_PARTITION, destination_id)
-        if until is None:
-            self._client.update_item(
-                TableName=self.table_name, Key=state_key, UpdateExpression="REMOVE muted_until"
-            )
-        else:
-            self._client.update_item(
+    def set_mute(self, destination_id: str, until: str | None, *, known: bool = False) -> DestinationState:
+        """Mute (or, with None, unmute) a destination; one that has no state yet only when it is ``known``
+        (configured), else ``UnknownDestinationError``: a mute never makes up a destination."""
+        update: dict[str, Any] = {"UpdateExpression": "REMOVE muted_until"}
+        if until is not None:
+            update = {
+                "UpdateExpression": "SET muted_until = :until",
+                "ExpressionAttributeValues": {":until": {"S": until}},
+            }
+        try:
+            answer = self._client.update_item(
                 TableName=self.table_name,
-                Key=state_key,
-                UpdateExpression="SET muted_until = :until",
-                ExpressionAttributeValues={":until": {"S": until}},
+                Key=key(STATE_PARTITION, destination_id),
+                ReturnValues="ALL_NEW",
+                **update,
+                **({} if known else {"ConditionExpression": "attribute_exists(pinged_at)"}),
             )
-        return self.get(destination_id)
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                raise UnknownDestinationError(
+                    f"{destination_id} is not configured and the monitor has never checked it"
+                ) from None
+            raise
+        return _state_from_item(from_item(answer["Attributes"]))
 
     def note_receipt(self, destination_id: str, channel: str, at: str) -> None:
-        self._client.update_item(
-            TableName=self.table_name,
-            Key=key(STATE_PARTITION, destination_id),
-            UpdateExpression="SET receipt_channel = :channel, last_receipt_at = :at",
-            ExpressionAttributeValues={":channel": {"S": channel}, ":at": {"S": at}},
-        )
+        """A receipt for one of the monitor's pings came through ``channel`` (never makes up a state)."""
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=key(STATE_PARTITION, destination_id),
+                UpdateExpression="SET receipt_channel = :channel, last_receipt_at = :at",
+                ConditionExpression="attribute_exists(pinged_at)",
+                ExpressionAttributeValues={":channel": {"S": channel}, ":at": {"S": at}},
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
 
 
 def _state_from_item(item: dict[str, Any]) -> DestinationState:

@@ -2,13 +2,15 @@
 
 urllib3's timeouts bound each socket operation, not the exchange: an answer sent one byte a second never
 trips them, and on Lambda the invocation would be killed before the check is stored. urllib3 has no
-whole-request deadline, so this adds one: the connections a request uses are watched, and a timer shuts
-their sockets down at the deadline, which ends any blocked read at once (the request then fails as a
-timeout). A connection handed back to the pool is no longer watched, so another request's is never hit.
+whole-request deadline, so this adds one: the connections a request uses are watched, and one watchdog
+thread shuts their sockets down at the deadline, which ends any blocked read at once (the request then
+fails as a timeout). A connection handed back to the pool is no longer watched, so another request's is
+never hit.
 """
 
 import contextlib
 import contextvars
+import heapq
 import socket
 import threading
 import time
@@ -30,23 +32,22 @@ class DeadlineGuard:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.expired = False
+        self.active = True
         self._watched: set[HTTPConnection] = set()
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._expire)
-        self._timer.daemon = True
         self._token: contextvars.Token[DeadlineGuard | None] | None = None
 
     def __enter__(self) -> Self:
         self._token = _current.set(self)
-        self._timer.start()
+        _WATCHDOG.add(self)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         with self._lock:
+            self.active = False
             self._watched.clear()
-        self._timer.cancel()
         if self._token is not None:
             _current.reset(self._token)
 
@@ -61,11 +62,48 @@ class DeadlineGuard:
         with self._lock:
             self._watched.discard(connection)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
+            if not self.active:
+                return
             self.expired = True
             for connection in self._watched:
                 _shut_down(connection)
+
+
+class _Watchdog:
+    """One thread for every guard (not a timer thread a request): it sleeps until the earliest deadline."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, DeadlineGuard]] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, guard: DeadlineGuard) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (guard.deadline, id(guard), guard))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="stripe-deadline", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._due and not self._due[0][2].active:
+                    heapq.heappop(self._due)  # finished in time
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(min(wait, 60.0))
+                    continue
+                _, _, guard = heapq.heappop(self._due)
+            guard.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def guarded_pool_manager(**options: Any) -> PoolManager:
