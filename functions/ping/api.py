@@ -60,15 +60,18 @@ def ping_now(destination_id: str) -> Response[str]:
             f"wait must be a number of seconds from 1 to {MAX_WAIT_SECONDS}", code="invalid_wait"
         )
     services = ping_services()
-    record = services.single_check.run(
+    checked = services.single_check.run(
         destination_id,
         trigger=Trigger.API,
         deadline=services.deadline(router.lambda_context),
         idempotency_key=idempotency_key,
     )
+    record = checked.record
     status = _STATUS_FOR_OUTCOME.get(record.outcome, HTTPStatus.BAD_GATEWAY)
+    # As Stripe marks a repeated request's answer.
+    answer_headers = {"Idempotent-Replayed": "true"} if checked.replayed else None
     if wait is None:
-        return json_response(status, record.to_dict())
+        return json_response(status, record.to_dict(), answer_headers)
     # Ping and wait: a gate for deploy pipelines. Never longer than Lambda has left.
     remaining = (
         router.lambda_context.get_remaining_time_in_millis() / 1000
@@ -85,7 +88,7 @@ def ping_now(destination_id: str) -> Response[str]:
     }
     if record.delivery_status is DeliveryStatus.PENDING:
         status = HTTPStatus.GATEWAY_TIMEOUT
-    return json_response(status, record.to_dict() | {"verdict": verdict})
+    return json_response(status, record.to_dict() | {"verdict": verdict}, answer_headers)
 
 
 @router.get(PINGS)

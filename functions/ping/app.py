@@ -73,13 +73,13 @@ def run_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 def invoke_one(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=DirectInvoke)
     services = ping_services()
-    record = services.single_check.run(
+    checked = services.single_check.run(
         request.destination_id,
         trigger=Trigger.INVOKE,
         deadline=services.deadline(context),
         idempotency_key=request.idempotency_key,
     )
-    return record.to_dict()
+    return checked.record.to_dict()
 
 
 @cache

@@ -12,6 +12,7 @@ from stripe_monitor.store.cursor import decode_cursor, encode_cursor
 STATE_PARTITION = "#state"
 TRANSITION_PREFIX = "#transition#"
 RECEIPT_PREFIX = "#receipt#"
+IDEMPOTENCY_PREFIX = "#idempotency#"
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
 # Without botocore's client-side parameter validation (about 0.3 ms of CPU per request, docs/performance.md):

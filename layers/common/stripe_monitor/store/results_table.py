@@ -5,6 +5,7 @@ from typing import Any, Self
 
 from stripe_monitor.store.checks import CheckItems
 from stripe_monitor.store.dynamo import dynamodb_client
+from stripe_monitor.store.idempotency import IdempotencyItems
 from stripe_monitor.store.receipts import ReceiptItems
 from stripe_monitor.store.states import StateItems
 from stripe_monitor.store.transitions import TransitionItems
@@ -16,6 +17,7 @@ class ResultsTable:
     states: StateItems
     transitions: TransitionItems
     receipts: ReceiptItems
+    idempotency: IdempotencyItems
 
     @classmethod
     def connect(cls, table_name: str, client: Any | None = None) -> Self:
@@ -25,4 +27,5 @@ class ResultsTable:
             states=StateItems(client, table_name),
             transitions=TransitionItems(client, table_name),
             receipts=ReceiptItems(client, table_name),
+            idempotency=IdempotencyItems(client, table_name),
         )
