@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from stripe_monitor.config import DEFAULT_API_VERSION
 from stripe_monitor.stripe.client import StripeClient, StripeClientConfig, StripeTransportError
 from tests.conftest import FAKE_STRIPE_KEY
 from tools.standins.stripe import Fault, StripeStandIn
@@ -31,7 +32,7 @@ def test_ping_sends_auth_version_user_agent_json_and_idempotency_key(client, str
     [request] = stripe.requests
     assert request.authorized
     assert request.method == "POST"
-    assert request.stripe_version == "2026-06-24.dahlia"
+    assert request.stripe_version == DEFAULT_API_VERSION
     assert request.user_agent is not None and request.user_agent.startswith("stripe-destination-monitor/")
     assert request.content_type == "application/json"
     assert request.body == b"{}"

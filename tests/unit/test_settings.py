@@ -1,5 +1,8 @@
+import re
+
 import pytest
 
+from stripe_monitor.config import DEFAULT_API_VERSION
 from stripe_monitor.config import PingSettings as Settings
 from stripe_monitor.errors import ConfigError
 
@@ -10,7 +13,7 @@ def test_defaults_are_production_values():
     settings = Settings.from_env(BASE)
 
     assert settings.stripe_api_base == "https://api.stripe.com"
-    assert settings.stripe_api_version == "2026-06-24.dahlia"
+    assert settings.stripe_api_version == DEFAULT_API_VERSION
     assert settings.result_retention_days == 90
     assert settings.destination_ids == ()
 
@@ -33,3 +36,15 @@ def test_destination_ids_are_split_trimmed_deduplicated_and_validated():
 def test_bad_configuration_names_the_variable(override, named):
     with pytest.raises(ConfigError, match=named):
         Settings.from_env(BASE | override)
+
+
+def test_the_default_stripe_version_is_the_one_the_pinned_official_sdk_sends():
+    import stripe
+
+    from tools.standins.template import load_template
+
+    parameter = load_template()["Parameters"]["StripeApiVersion"]
+    assert stripe.api_version == DEFAULT_API_VERSION
+    assert parameter["Default"] == DEFAULT_API_VERSION
+    assert re.fullmatch(parameter["AllowedPattern"], DEFAULT_API_VERSION)
+    assert not re.fullmatch(parameter["AllowedPattern"], "2026-10-28")

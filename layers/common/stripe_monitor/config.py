@@ -11,8 +11,8 @@ from stripe_monitor.errors import ConfigError, validation_message
 from stripe_monitor.model.ids import validate_destination_id
 
 DEFAULT_API_BASE = "https://api.stripe.com"
-# The GA version pinned by the official stripe-python 15.3 release (not a preview).
-DEFAULT_API_VERSION = "2026-06-24.dahlia"
+# The version the pinned official SDK (stripe-python in requirements-dev.txt) sends; a test keeps them equal.
+DEFAULT_API_VERSION = "2026-10-28.endive"
 Seconds = Annotated[int, Field(ge=1, le=86_400)]
 
 
