@@ -63,7 +63,7 @@ def build_ping_services(settings: PingSettings, table: ResultsTable | None = Non
         single_check=SingleCheck(settings, pinger, table, health, deliveries),
         scheduled_run=ScheduledRun(settings, pinger, table, health, deliveries),
         deliveries=deliveries,
-        queries=Queries(table, settings.destination_ids),
+        queries=Queries(table, deliveries, settings.destination_ids),
     )
 
 

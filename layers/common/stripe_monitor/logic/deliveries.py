@@ -19,7 +19,7 @@ from stripe_monitor.logic.metrics import report_delivery
 from stripe_monitor.model.check import CheckRecord, DeliveryStatus, Outcome
 from stripe_monitor.model.destination import DestinationState, Verdict
 from stripe_monitor.model.ids import validate_destination_id
-from stripe_monitor.model.receipt import Receipt, SigningSecrets
+from stripe_monitor.model.receipt import Channel, Receipt, SigningSecrets
 from stripe_monitor.model.times import expiry, iso_ms, parse_iso, utc_now
 from stripe_monitor.observability import logger
 from stripe_monitor.store.results_table import ResultsTable
@@ -44,19 +44,37 @@ class Deliveries:
 
     def configured(self) -> frozenset[str]:
         """Destinations the deployment says report receipts."""
-        listed: frozenset[str] = frozenset()
-        if self._signing_secrets is not None:
-            try:
-                listed = frozenset(self._signing_secrets().by_destination)
-            except ConfigError:
-                logger.warning("webhook signing secrets not read: their destinations count as unconfigured")
-        return self.settings.monitored_destination_ids | listed
+        return self.settings.monitored_destination_ids | self._forwarding()
+
+    def _forwarding(self) -> frozenset[str]:
+        """Destinations whose application forwards their pings (listed by id with their signing secrets)."""
+        if self._signing_secrets is None:
+            return frozenset()
+        try:
+            return frozenset(self._signing_secrets().by_destination)
+        except ConfigError:
+            logger.warning("webhook signing secrets not read: their destinations count as unconfigured")
+            return frozenset()
 
     def is_monitored(self, destination_id: str, state: DestinationState | None, now: datetime) -> bool:
         """Will a receipt come for this destination's pings? Configured, or one came recently."""
         return destination_id in self.configured() or _learned(
             state, now, self.settings.learned_receipt_window
         )
+
+    def receipt_channel(
+        self, destination_id: str, state: DestinationState | None, now: datetime
+    ) -> str | None:
+        """How this destination's receipts arrive: as they last did when that is recent, else as
+        configured; None when it is not monitored."""
+        if _learned(state, now, self.settings.learned_receipt_window):
+            return state.receipt_channel if state else None
+        if destination_id not in self.configured():
+            return None
+        if destination_id in self._forwarding():
+            return Channel.APPLICATION
+        buses = {name.rsplit("/", 1)[-1] for name in self.settings.receipt_event_bus_names}
+        return Channel.EVENTBRIDGE if destination_id in buses else "configured"
 
     def expecting_receipts(self, states: dict[str, DestinationState], now: datetime) -> list[str]:
         """Destinations whose checks may still wait for receipts: the sweep looks at these."""
@@ -80,7 +98,8 @@ class Deliveries:
         return self.table.receipts.expect(record)
 
     def settle(self, record: CheckRecord, arrival: dict[str, Any]) -> None:
-        self._apply(record.destination_id, record.pinged_at, arrival)
+        if self._apply(record.destination_id, record.pinged_at, arrival):
+            self._note_receipt(record.destination_id, arrival)
 
     def claim(self, records: Iterable[CheckRecord]) -> None:
         """``expect`` and ``settle`` for checks just stored."""
@@ -113,7 +132,7 @@ class Deliveries:
             return {"status": "unmatched", "event_id": receipt.event_id, "deliveries": stored["deliveries"]}
         settled = [d for p in stored["checks"] if (d := self._apply(receipt.destination_id, p, stored))]
         if settled:
-            self.table.states.note_receipt(receipt.destination_id, stored["channel"], stored["received_at"])
+            self._note_receipt(receipt.destination_id, stored)
         first = settled[0] if settled else {}
         return {"status": "matched", "event_id": receipt.event_id, "checks": stored["checks"], **first}
 
@@ -144,6 +163,10 @@ class Deliveries:
                 self.health.observe(destination_id, Verdict.FAIL, reason, iso_ms(now))
                 report_delivery(destination_id, latency_ms=None, lost=True)
         return lost
+
+    def _note_receipt(self, destination_id: str, receipt: dict[str, Any]) -> None:
+        """A receipt for one of the monitor's own pings: the destination expects the next ones too."""
+        self.table.states.note_receipt(destination_id, receipt["channel"], receipt["received_at"])
 
     def _apply(self, destination_id: str, pinged_at: str, receipt: dict[str, Any]) -> dict[str, Any] | None:
         """Mark one check delivered (or late) from its event's first arrival; None when the check is gone.

@@ -1,18 +1,27 @@
 """What the API reads (history, transitions, every destination) and the mute it sets."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from stripe_monitor.logic.deliveries import Deliveries
+from stripe_monitor.logic.delivery_stats import delivery_stats
 from stripe_monitor.model.check import CheckRecord
 from stripe_monitor.model.destination import Transition
 from stripe_monitor.model.ids import validate_destination_id
 from stripe_monitor.model.times import iso_ms, utc_now
 from stripe_monitor.store.results_table import ResultsTable
 
+STATS_PERIOD = timedelta(hours=24)
+UNMONITORED_HINT = (
+    "no receipts: forward this destination's pings to POST /webhooks/stripe and list its signing secret in"
+    " WebhookSigningSecretId (docs/receipts.md)"
+)
+
 
 class Queries:
-    def __init__(self, table: ResultsTable, configured: tuple[str, ...] = ()) -> None:
+    def __init__(self, table: ResultsTable, deliveries: Deliveries, configured: tuple[str, ...] = ()) -> None:
         self.table = table
+        self.deliveries = deliveries
         self.configured = configured  # DESTINATION_IDS: known before their first check
 
     def history(
@@ -28,8 +37,21 @@ class Queries:
         return self.table.transitions.newest_first(destination_id, limit=limit, cursor=cursor)
 
     def destinations(self) -> list[dict[str, Any]]:
+        """Every destination seen, with how its receipts arrive and how its pings fared in the last day."""
         now = utc_now()
-        return [state.to_api(now) for _, state in sorted(self.table.states.load_all().items())]
+        since = iso_ms(now - STATS_PERIOD)
+        found = []
+        for destination_id, state in sorted(self.table.states.load_all().items()):
+            channel = self.deliveries.receipt_channel(destination_id, state, now)
+            found.append(
+                state.to_api(now)
+                | {
+                    "receipt_channel": channel or "unmonitored",
+                    "receipt_hint": None if channel else UNMONITORED_HINT,
+                    "delivery_24h": delivery_stats(self.table.checks.since(destination_id, since)),
+                }
+            )
+        return found
 
     def mute(self, destination_id: str, until: datetime | None) -> dict[str, Any]:
         """Keep checking and recording, but send no notification until ``until`` (None ends the mute)."""
