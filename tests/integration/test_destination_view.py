@@ -2,6 +2,7 @@
 pings fared in the last 24 hours."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("receipts")
 UNWATCHED = "ed_test_61ViewUnmonitored00001"
 
 
-def destinations(deployment) -> dict[str, dict]:
+def destinations(deployment) -> dict[str, dict[str, Any]]:
     answer = deployment.invoke(api_event("GET", "/destinations"))
     return {d["destination_id"]: d for d in json.loads(answer["body"])["destinations"]}
 
