@@ -27,11 +27,16 @@ for line in sys.stdin:
     context = FakeLambdaContext(aws_request_id="packaging-test")
     print("RESULT " + json.dumps(app.lambda_handler(json.loads(line), context)), flush=True)
     print("API_RESOLVER_IMPORTED " + json.dumps("aws_lambda_powertools.event_handler" in sys.modules))
+    print("XRAY_SDK_IMPORTED " + json.dumps("aws_xray_sdk.core" in sys.modules))
 """
 
 
 def run_built(
-    build: Path, deployment: Deployment, events: list[dict[str, Any]], report: str = "RESULT"
+    build: Path,
+    deployment: Deployment,
+    events: list[dict[str, Any]],
+    report: str = "RESULT",
+    env: dict[str, str] | None = None,
 ) -> list[Any]:
     """Each event's answer from the built function in one fresh process (or, with ``report``, another line
     the driver prints after each event)."""
@@ -45,7 +50,7 @@ def run_built(
         "DESTINATION_IDS": "ed_test_61DemoHealthyWebhook0001",
         "POWERTOOLS_SERVICE_NAME": "stripe-destination-monitor",
         "POWERTOOLS_METRICS_NAMESPACE": "PackagingTest",
-    }
+    } | (env or {})
     python = str(Path(python313_bin_dir()) / "python3.13")
     done = subprocess.run(
         [python, "-S", "-c", DRIVER],
@@ -87,6 +92,16 @@ def test_scheduled_runs_and_invokes_do_not_import_the_api_resolver(sam_build, de
     )
 
     assert imported == [False, False, True]  # only the first API request imports it
+
+
+@pytest.mark.parametrize(("tracing_disabled", "loaded"), [("true", False), ("false", True)])
+def test_the_x_ray_sdk_is_loaded_only_when_tracing_is_on(sam_build, deployment, tracing_disabled, loaded):
+    deployment.stripe.add_destination("ed_test_61DemoHealthyWebhook0001")
+    env = {"POWERTOOLS_TRACE_DISABLED": tracing_disabled}
+
+    imported = run_built(sam_build, deployment, [load_event("api_ping.json")], "XRAY_SDK_IMPORTED", env)
+
+    assert imported == [loaded]
 
 
 def test_the_layer_holds_only_what_it_needs(sam_build):

@@ -289,12 +289,14 @@ def test_api_gateway_answers_in_the_api_error_shape(resources: dict[str, Any]) -
     )
 
 
-def test_api_stage_is_throttled_traced_regional_and_access_logged(resources: dict[str, Any]) -> None:
+def test_api_stage_is_throttled_regional_access_logged_and_traced_on_request(
+    resources: dict[str, Any],
+) -> None:
     props = resources["MonitorApi"]["Properties"]
     settings = props["MethodSettings"]
 
     assert props["StageName"] == "v1"
-    assert props["TracingEnabled"] is True
+    assert props["TracingEnabled"] == {"Fn::If": ["TracingOn", True, False]}
     assert props["EndpointConfiguration"]["Type"] == "REGIONAL"
     assert all(s["ThrottlingBurstLimit"] > 0 and s["ThrottlingRateLimit"] > 0 for s in settings)
     assert all(s["MetricsEnabled"] is True for s in settings)
@@ -706,3 +708,18 @@ def test_alert_links_come_from_an_api_url_parameter_each_function_may_read_and_n
         assert actions_of(read) == ["ssm:GetParameter"]
         arn = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${AWS::StackName}/api-url"
         assert resources_of(read) == [{"Fn::Sub": arn}]
+
+
+def test_tracing_is_one_parameter_for_both_functions_and_the_api_off_by_default(
+    template: dict[str, Any], function: dict[str, Any], receipt_function: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["Tracing"]
+
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("PassThrough", ["Active", "PassThrough"])
+    assert template["Conditions"]["TracingOn"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    for each in (function, receipt_function):
+        assert each["Tracing"] == {"Ref": "Tracing"}
+        # Off, the Tracer must not load the X-Ray SDK (its cold-start cost): Powertools reads this variable.
+        assert each["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+            "Fn::If": ["TracingOn", "false", "true"]
+        }
