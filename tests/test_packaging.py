@@ -40,17 +40,21 @@ def run_built(
 ) -> list[Any]:
     """Each event's answer from the built function in one fresh process (or, with ``report``, another line
     the driver prints after each event)."""
-    env = deployment.aws.environment | {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": f"{build / 'PingFunction'}:{build / 'CommonLayer' / 'python'}",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "TABLE_NAME": deployment.table_name,
-        "STRIPE_SECRET_ID": deployment.secret_id,
-        "STRIPE_API_BASE": deployment.stripe.url,
-        "DESTINATION_IDS": "ed_test_61DemoHealthyWebhook0001",
-        "POWERTOOLS_SERVICE_NAME": "stripe-destination-monitor",
-        "POWERTOOLS_METRICS_NAMESPACE": "PackagingTest",
-    } | (env or {})
+    env = (
+        deployment.aws.environment
+        | {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": f"{build / 'PingFunction'}:{build / 'CommonLayer' / 'python'}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TABLE_NAME": deployment.table_name,
+            "STRIPE_SECRET_ID": deployment.secret_id,
+            "STRIPE_API_BASE": deployment.stripe.url,
+            "DESTINATION_IDS": "ed_test_61DemoHealthyWebhook0001",
+            "POWERTOOLS_SERVICE_NAME": "stripe-destination-monitor",
+            "POWERTOOLS_METRICS_NAMESPACE": "PackagingTest",
+        }
+        | (env or {})
+    )
     python = str(Path(python313_bin_dir()) / "python3.13")
     done = subprocess.run(
         [python, "-S", "-c", DRIVER],
