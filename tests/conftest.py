@@ -175,6 +175,8 @@ def deployment(
         "STRIPE_READ_TIMEOUT": "1.0",
         "STRIPE_CONNECT_TIMEOUT": "0.5",
         "STRIPE_BACKOFF_BASE": "0.01",
+        # Fast runs; the production default (5/s) is a unit test's, the limiter's effect the fleet tests'.
+        "STRIPE_REQUESTS_PER_SECOND": "100",
     }.items():
         monkeypatch.setenv(name, value)
     reset_caches()

@@ -645,12 +645,31 @@ def test_the_dashboard_shows_latency_outcomes_health_and_queue_depth(resources: 
         body.replace("${AWS::Region}", "us-east-1")
         .replace("${PingFailureQueue.QueueName}", "q1")
         .replace("${ScheduleDeadLetterQueue.QueueName}", "q2")
+        .replace("${PingFunctionLogGroup}", "ping-logs")
+        .replace("${ReceiptFunctionLogGroup}", "receipt-logs")
     )
 
     titles = " | ".join(w["properties"]["title"] for w in rendered["widgets"])
     for needed in ("latency per destination", "outcomes", "Health per destination", "Dead-letter queue"):
         assert needed.lower() in titles.lower()
-    assert 'MetricName=\\"PingLatency\\"' in body
+    # Per-destination views read the log lines the code writes (free), not per-destination metrics.
+    queries = [w["properties"]["query"] for w in rendered["widgets"] if w["type"] == "log"]
+    assert all(q.startswith("SOURCE 'ping-logs'") for q in queries)
+    for message in ("check recorded", "delivery recorded", "health changed"):
+        assert any(f"message = '{message}'" in q for q in queries)
+        assert (
+            f'"{message}"'
+            in (APP_SOURCES / "logic")
+            .joinpath(
+                "metrics.py"
+                if message == "check recorded"
+                else "deliveries.py"
+                if "delivery" in message
+                else "health_tracker.py"
+            )
+            .read_text()
+        )
+    assert "destination_id" not in json.dumps([w for w in rendered["widgets"] if w["type"] == "metric"])
 
 
 def test_each_partner_bus_gets_a_conditional_rule_for_ping_events_only(resources: dict[str, Any]) -> None:

@@ -257,23 +257,36 @@ def test_an_api_ping_updates_health_and_links_alerts_to_the_stacks_api(deploymen
     assert "DEGRADED" in degraded["Subject"]
 
 
-def test_metrics_count_checks_per_destination_and_fleet_wide_with_a_cold_start(account, capsys):
-    from aws_lambda_powertools.metrics.provider import cold_start
+def test_by_default_only_the_alarms_fleet_wide_metrics_are_emitted_and_each_check_is_logged(
+    account, capsys, caplog
+):
+    capsys.readouterr()
 
-    cold_start.reset_cold_start_flag()
+    run(account)
+
+    out = capsys.readouterr().out
+    documents = emf_metrics(out)
+    # Custom metrics are billed each: the three the alarms read, fleet-wide, and nothing per destination.
+    assert {name for _, values in documents for name in values} == {"CheckSucceeded", "CheckFailed"}
+    assert {tuple(dims) for dims, _ in documents} == {("service",)}
+    [run_metrics] = [values for _, values in documents]
+    # One value per check: the alarms sum them (2 ok, the disabled one neither ok nor failed).
+    assert sum(run_metrics["CheckSucceeded"]) == 2
+    assert sum(run_metrics["CheckFailed"]) == 0
+    # What the dashboard's per-destination views query instead.
+    logged = {r.check["destination_id"]: r for r in caplog.records if r.getMessage() == "check recorded"}
+    assert set(logged) == {WEBHOOK, PENDING_BRIDGE, DISABLED}
+    assert (logged[WEBHOOK].health, logged[PENDING_BRIDGE].health) == ("healthy", "degraded")
+
+
+def test_per_destination_metrics_are_emitted_when_asked_for(account, capsys, monkeypatch):
+    configure(monkeypatch, PER_DESTINATION_METRICS="true")
     capsys.readouterr()
 
     run(account)
 
     documents = emf_metrics(capsys.readouterr().out)
-    fleet = [values for dims, values in documents if dims == {"service": "stripe-destination-monitor"}]
     per = {dims["destination_id"]: values for dims, values in documents if "destination_id" in dims}
-    assert any("ColdStart" in values for dims, values in documents if "function_name" in dims)
-    [run_metrics] = [values for values in fleet if "CheckSucceeded" in values]
-    # One value per check: the alarms sum them (2 ok, the disabled one neither ok nor failed).
-    assert sum(run_metrics["CheckSucceeded"]) == 2
-    assert sum(run_metrics["CheckFailed"]) == 0
-    assert len(run_metrics["PingLatency"]) == 2
     assert per[DISABLED]["DestinationDisabled"] == [1]
     assert (per[WEBHOOK]["CheckSucceeded"], per[WEBHOOK]["DestinationDisabled"]) == ([1], [0])
     assert per[WEBHOOK]["DestinationHealth"] == [0]  # healthy

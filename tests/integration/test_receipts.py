@@ -126,7 +126,11 @@ def state_of(deployment: Deployment, destination_id: str, *, until_health: str) 
     return state
 
 
-def test_a_ping_delivered_to_the_probe_webhook_is_recorded_as_delivered(deployment, receipts, capsys):
+def test_a_ping_delivered_to_the_probe_webhook_is_recorded_as_delivered(
+    deployment, receipts, capsys, monkeypatch
+):
+    monkeypatch.setenv("PER_DESTINATION_METRICS", "true")
+    reset_caches()
     record = json.loads(deployment.invoke(ping_event(PROBE))["body"])
 
     assert record["delivery_status"] == "pending"

@@ -48,3 +48,10 @@ def test_the_default_stripe_version_is_the_one_the_pinned_official_sdk_sends():
     assert parameter["Default"] == DEFAULT_API_VERSION
     assert re.fullmatch(parameter["AllowedPattern"], DEFAULT_API_VERSION)
     assert not re.fullmatch(parameter["AllowedPattern"], "2026-10-28")
+
+
+def test_scheduled_runs_take_at_most_a_fifth_of_a_sandboxs_stripe_rate_limit_by_default():
+    from tools.standins.template import load_template
+
+    assert Settings.from_env(BASE).stripe_requests_per_second == 5
+    assert load_template()["Parameters"]["StripeRequestsPerSecond"]["Default"] == 5

@@ -41,6 +41,7 @@ class Deliveries:
         self.table = table
         self.health = health
         self._signing_secrets = signing_secrets
+        self._per_destination = settings.per_destination_metrics
 
     def configured(self) -> frozenset[str]:
         """Destinations the deployment says report receipts."""
@@ -161,7 +162,9 @@ class Deliveries:
                 lost.append(check)
                 reason = f"ping event {check.event_id} was not delivered within {_duration(lost_after)}"
                 self.health.observe(destination_id, Verdict.FAIL, reason, iso_ms(now))
-                report_delivery(destination_id, latency_ms=None, lost=True)
+                report_delivery(
+                    destination_id, latency_ms=None, lost=True, per_destination=self._per_destination
+                )
         return lost
 
     def _note_receipt(self, destination_id: str, receipt: dict[str, Any]) -> None:
@@ -188,7 +191,9 @@ class Deliveries:
         if not found:
             return None
         if before not in (DeliveryStatus.DELIVERED, DeliveryStatus.LATE):  # the first arrival: count it once
-            report_delivery(destination_id, latency_ms=latency_ms, lost=False)
+            report_delivery(
+                destination_id, latency_ms=latency_ms, lost=False, per_destination=self._per_destination
+            )
             if late:
                 reason = f"ping delivered late ({latency_ms} ms > {self.settings.delivery_sla_seconds} s)"
                 self.health.observe(destination_id, Verdict.SOFT, reason, receipt["received_at"])

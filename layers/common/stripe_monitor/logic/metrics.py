@@ -1,5 +1,8 @@
-"""What the monitor counts: one log line per check, and the CloudWatch metrics (EMF) that the alarms and
-the dashboard read. Called on the invocation's thread only: Powertools Metrics is not thread-safe."""
+"""What the monitor counts: one log line per check and per delivery, which the dashboard's per-destination
+views query (CloudWatch Logs Insights), and the few custom metrics (EMF) the alarms need, fleet-wide.
+Per-destination metrics cost $0.30 a month each, seven per destination: they are opt-in
+(``PerDestinationMetrics``, docs/cost.md). Called on the invocation's thread only: Powertools Metrics is
+not thread-safe."""
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -10,40 +13,43 @@ from stripe_monitor.observability import logger, metrics
 _HEALTH_LEVEL = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.DOWN: 2}
 
 
-def report_check(record: CheckRecord, health: Health | None) -> None:
-    """One log line per check; fleet-wide metrics (for alarms) and per-destination metrics (dashboard)."""
-    logger.info("check recorded", check=record.to_dict())
+def report_check(record: CheckRecord, health: Health | None, *, per_destination: bool) -> None:
+    logger.info("check recorded", check=record.to_dict(), health=health)
     succeeded = record.outcome is Outcome.OK
     failed = record.outcome not in (Outcome.OK, Outcome.DISABLED)
+    # One value per check: the alarms sum them (FailingChecksAlarm, NoSuccessfulCheckAlarm).
     metrics.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=int(succeeded))
     metrics.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
-    per_destination = EphemeralMetrics()
-    per_destination.add_dimension(name="destination_id", value=record.destination_id)
-    per_destination.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=int(succeeded))
-    per_destination.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
-    per_destination.add_metric(
+    if not per_destination:
+        return
+    destination = _per_destination(record.destination_id)
+    destination.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=int(succeeded))
+    destination.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
+    destination.add_metric(
         name="DestinationDisabled", unit=MetricUnit.Count, value=int(record.outcome is Outcome.DISABLED)
     )
     if record.http_status is not None:
-        metrics.add_metric(name="PingLatency", unit=MetricUnit.Milliseconds, value=record.latency_ms)
-        per_destination.add_metric(name="PingLatency", unit=MetricUnit.Milliseconds, value=record.latency_ms)
+        destination.add_metric(name="PingLatency", unit=MetricUnit.Milliseconds, value=record.latency_ms)
     if health is not None:
-        per_destination.add_metric(
-            name="DestinationHealth", unit=MetricUnit.Count, value=_HEALTH_LEVEL[health]
-        )
-    per_destination.flush_metrics()
+        destination.add_metric(name="DestinationHealth", unit=MetricUnit.Count, value=_HEALTH_LEVEL[health])
+    destination.flush_metrics()
 
 
-def report_delivery(destination_id: str, *, latency_ms: int | None, lost: bool) -> None:
-    """Fleet-wide (for the alarm) and per destination (for the dashboard)."""
-    per_destination = EphemeralMetrics()
-    per_destination.add_dimension(name="destination_id", value=destination_id)
-    for sink in (metrics, per_destination):
-        sink.add_metric(name="LostPings", unit=MetricUnit.Count, value=int(lost))
-        if latency_ms is not None:
-            sink.add_metric(name="DeliveryLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    per_destination.flush_metrics()
+def report_delivery(
+    destination_id: str, *, latency_ms: int | None, lost: bool, per_destination: bool
+) -> None:
+    """A ping that arrived (``latency_ms``) or was declared lost: LostPingsAlarm sums ``LostPings``."""
+    metrics.add_metric(name="LostPings", unit=MetricUnit.Count, value=int(lost))
+    if not per_destination:
+        return
+    destination = _per_destination(destination_id)
+    destination.add_metric(name="LostPings", unit=MetricUnit.Count, value=int(lost))
+    if latency_ms is not None:
+        destination.add_metric(name="DeliveryLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    destination.flush_metrics()
 
 
-def report_not_started(count: int) -> None:
-    metrics.add_metric(name="ChecksNotStarted", unit=MetricUnit.Count, value=count)
+def _per_destination(destination_id: str) -> EphemeralMetrics:
+    destination = EphemeralMetrics()
+    destination.add_dimension(name="destination_id", value=destination_id)
+    return destination

@@ -18,7 +18,7 @@ from stripe_monitor.logic import schedule_plan as plan
 from stripe_monitor.logic.deliveries import Deliveries
 from stripe_monitor.logic.discovery import Listing, list_destinations
 from stripe_monitor.logic.health_tracker import HealthTracker
-from stripe_monitor.logic.metrics import report_check, report_not_started
+from stripe_monitor.logic.metrics import report_check
 from stripe_monitor.logic.pinger import Pinger, config_error
 from stripe_monitor.model.check import CheckRecord, Outcome, PingResult, Trigger
 from stripe_monitor.model.destination import REMOVED, DestinationState, Health, Transition
@@ -125,7 +125,7 @@ class ScheduledRun:
                 if removal := self.health.remove(state, when):
                     transitions.append(removal)
         written = {r.destination_id for r in stored}
-        summary = ScheduleSummary(
+        return ScheduleSummary(
             scheduled_time=when,
             mode="configured" if configured else "discovered",
             checked=len(stored),
@@ -146,8 +146,6 @@ class ScheduledRun:
             transitions=transitions,
             checks=stored,
         )
-        report_not_started(len(summary.not_started))
-        return summary
 
     def _check_one(
         self,
@@ -251,7 +249,8 @@ class ScheduledRun:
                     result: StoredCheck = future.result()
                     if result.stored:
                         stored[result.record.destination_id] = result.record
-                        report_check(result.record, result.health)
+                        per_destination = self.settings.per_destination_metrics
+                        report_check(result.record, result.health, per_destination=per_destination)
                     if result.arrival:
                         self.deliveries.settle(result.record, result.arrival)
                     if result.transition:

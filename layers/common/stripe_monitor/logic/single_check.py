@@ -67,7 +67,7 @@ class SingleCheck:
         if idempotency_key:
             self._remember_key(stored, idempotency_key)
         _, health = self.health.advance(stored, state, slow_ping_ms=self.settings.slow_ping_ms)
-        report_check(stored, health)
+        report_check(stored, health, per_destination=self.settings.per_destination_metrics)
         try:
             self.deliveries.claim([stored])
         except Exception:  # the check is stored; a failed receipt lookup must not lose the answer

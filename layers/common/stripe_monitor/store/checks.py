@@ -100,20 +100,23 @@ class CheckItems:
         old = answer.get("Attributes", {}).get("delivery_status")
         return True, str(old["S"]) if old else None
 
-    def since(self, destination_id: str, not_before: str) -> list[CheckRecord]:
-        """The destination's checks from ``not_before`` on, oldest first."""
+    def since(self, destination_id: str, not_before: str, *, most: int = 500) -> list[CheckRecord]:
+        """The destination's newest checks from ``not_before`` on, at most ``most`` (newest first)."""
         query: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "destination_id = :d AND pinged_at >= :from",
             "ExpressionAttributeValues": {":d": {"S": destination_id}, ":from": {"S": not_before}},
+            "ScanIndexForward": False,
+            "Limit": 100,
         }
         found: list[CheckRecord] = []
-        while True:
+        while len(found) < most:
             answer = self._client.query(**query)
             found += [CheckRecord.from_dict(from_item(item)) for item in answer.get("Items", [])]
             if "LastEvaluatedKey" not in answer:
-                return found
+                break
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found[:most]
 
     def pending(self, destination_id: str, *, not_before: str, before: str) -> list[CheckRecord]:
         """The destination's checks between the two times that still wait for their receipt."""
