@@ -23,7 +23,7 @@ from stripe_monitor.errors import (
     RouteNotFoundError,
 )
 from stripe_monitor.http_api import create_resolver, json_response, parse_body
-from stripe_monitor.model.ids import validate_destination_id
+from stripe_monitor.model.ids import is_event_id, validate_destination_id
 from stripe_monitor.model.receipt import Channel, Receipt
 from stripe_monitor.model.untrusted import BoundedDatetime, loads_json
 from stripe_monitor.observability import logger, metrics, tracer
@@ -111,7 +111,7 @@ def application_receipt() -> Response[str]:
         raise BodyTooLargeError(f"body larger than {MAX_RECEIPT_BYTES} bytes")
     body = parse_body(ApplicationReceipt, raw, expected="event_id, destination_id, received_at")
     validate_destination_id(body.destination_id)
-    if not body.event_id.startswith("evt_") or not body.event_id.isascii() or len(body.event_id) > 255:
+    if not is_event_id(body.event_id):
         raise InvalidInputError("event_id must be a Stripe event id (evt_...)", code="invalid_event_id")
     now = datetime.now(UTC)
     received_at = body.received_at or now
@@ -124,7 +124,7 @@ def application_receipt() -> Response[str]:
 def _record_ping(document: dict[str, Any], channel: Channel) -> dict[str, Any]:
     """A verified thin ping event (webhook body or EventBridge ``detail``) -> a receipt."""
     ping = parse(event=document, model=PingEvent)
-    if not ping.id.startswith("evt_") or not ping.id.isascii() or len(ping.id) > 255:
+    if not is_event_id(ping.id):
         raise ValueError("not a Stripe event id")  # it becomes part of a table key
     receipt = Receipt(
         destination_id=ping.related_object.id,

@@ -10,10 +10,7 @@ import base64
 import json
 import string
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,13 +21,13 @@ from hypothesis import strategies as st
 from stripe_monitor.model.ids import validate_destination_id
 from stripe_monitor.stripe.models import PING_EVENT_TYPE
 from stripe_monitor.stripe.signature import sign
-from tests.conftest import FAKE_SIGNING_SECRET, Deployment, assert_no_test_secrets, reset_caches
+from tests.conftest import FAKE_SIGNING_SECRET
+from tests.reliability.conftest import KNOWN, Target
 from tests.reliability.support import configure
-from tests.support import FakeLambdaContext, api_event, receipt_app
+from tests.support import api_event
 from tools.standins.aws_faults import QUERY, AwsFaultProxy
-from tools.standins.stripe import RequestRecord, StripeStandIn
+from tools.standins.stripe import RequestRecord
 
-KNOWN = "ed_test_61HostileKnown00000001"
 HISTORY_MAX_LIMIT = 100
 MAX_ANSWER_BYTES = 1_000_000
 IDEMPOTENCY_KEY = st.from_regex(r"[\x21-\x7e]{1,255}", fullmatch=True)
@@ -92,28 +89,6 @@ def assert_bounded_queries(proxy: AwsFaultProxy, seen: int) -> None:
         partition = query["ExpressionAttributeValues"][":d"]["S"]
         if partition != "#state":  # the state partition holds one item per destination of the account
             assert 1 <= query.get("Limit", 0) <= HISTORY_MAX_LIMIT, f"unbounded Query of {partition!r}"
-
-
-@dataclass
-class Target:
-    """The deployment under attack, and the proxy that sees every AWS call it makes."""
-
-    deployment: Deployment
-    proxy: AwsFaultProxy
-
-    def invoke(self, event: Any) -> Any:
-        return self.deployment.invoke(event)
-
-    @property
-    def stripe(self) -> StripeStandIn:
-        return self.deployment.stripe
-
-
-@pytest.fixture
-def hostile(deployment: Deployment, proxy: AwsFaultProxy) -> Iterator[Target]:
-    deployment.stripe.add_destination(KNOWN)
-    yield Target(deployment, proxy)
-    assert deployment.stripe.errors == []
 
 
 # ------------------------------------------------------------------------------------------ API
@@ -331,38 +306,6 @@ def test_the_scheduled_time_of_today_is_accepted(scheduled_hostile):
 
 
 # ------------------------------------------------------------------------------------------ receipts
-
-
-@dataclass
-class Receiver:
-    """The deployment's ReceiptFunction, its signing secret configured."""
-
-    deployment: Deployment
-    module: ModuleType
-
-    def invoke(self, event: Any) -> Any:
-        answer = self.module.lambda_handler(event, FakeLambdaContext())
-        assert_no_test_secrets(json.dumps(answer, default=str), "a receipt answer")
-        return answer
-
-    def receipts(self) -> int:
-        pages = (
-            self.deployment.aws.client("dynamodb")
-            .get_paginator("scan")
-            .paginate(TableName=self.deployment.table_name)
-        )
-        return sum(1 for p in pages for i in p["Items"] if i["destination_id"]["S"].startswith("#receipt#"))
-
-
-@pytest.fixture
-def receiver(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    secret_id = f"{deployment.secret_id}/webhook"
-    deployment.aws.put_secret(secret_id, json.dumps({"signing_secrets": [FAKE_SIGNING_SECRET]}))
-    configure(monkeypatch, WEBHOOK_SECRET_ID=secret_id, RECEIPT_DESTINATION_IDS=KNOWN)
-    module = receipt_app()
-    reset_caches()
-    yield Receiver(deployment, module)
-    reset_caches()
 
 
 def webhook_event(body: bytes, headers: dict[str, str], *, as_base64: bool) -> dict[str, Any]:

@@ -19,7 +19,8 @@ Seconds = Annotated[int, Field(ge=1, le=86_400)]
 class CommonSettings(BaseModel):
     """What both functions read: the table, alerts, and which destinations prove delivery."""
 
-    model_config = ConfigDict(frozen=True)
+    # Built at first use: a function validates only its own settings (cold start, docs/performance.md).
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     table_name: Annotated[str, Field(min_length=3)]
     result_retention_days: Annotated[int, Field(ge=1, le=3650)] = 90

@@ -4,7 +4,7 @@ from pydantic import ValidationError
 
 from stripe_monitor.logic.pinger import Pinger
 from stripe_monitor.redaction import clean_message
-from stripe_monitor.stripe.client import StripeApiError, StripeTransportError
+from stripe_monitor.stripe.client import StripeApiError, StripePaginationError, StripeTransportError
 from stripe_monitor.stripe.models import EventDestination
 from stripe_monitor.stripe.rate_limit import RateLimiter
 
@@ -27,6 +27,6 @@ def list_destinations(
             if fresh is None:
                 return None, f"listing destinations failed: HTTP {exc.response.status}"
             api_key = fresh
-        except (StripeTransportError, ValidationError) as exc:
+        except (StripeTransportError, StripePaginationError, ValidationError) as exc:
             return None, clean_message(f"listing destinations failed: {type(exc).__name__}: {exc}")
     return None, "listing destinations failed"

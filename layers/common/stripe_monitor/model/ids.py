@@ -8,6 +8,7 @@ from stripe_monitor.errors import InvalidDestinationIdError, InvalidInputError
 # ASCII classes on purpose: no "/", "..", "%2F", spaces or unicode can reach a URL path or a table key.
 _DESTINATION_ID = re.compile(r"ed_(?:test_)?[A-Za-z0-9]{1,100}")
 MAX_DESTINATION_ID_LENGTH = 110
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")  # a Stripe event id: it becomes a table key
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces, as Stripe accepts
 
 
@@ -34,3 +35,7 @@ def validate_idempotency_key(value: str) -> str:
             code="invalid_idempotency_key",
         )
     return value
+
+
+def is_event_id(value: object) -> bool:
+    return isinstance(value, str) and EVENT_ID.fullmatch(value) is not None

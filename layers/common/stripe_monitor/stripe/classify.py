@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 
 from stripe_monitor.errors import validation_message
 from stripe_monitor.model.check import DestinationFacts, Outcome, PingResult
-from stripe_monitor.model.ids import validate_destination_id
+from stripe_monitor.model.ids import is_event_id, validate_destination_id
 from stripe_monitor.model.times import iso_ms
 from stripe_monitor.model.untrusted import bounded, loads_json
 from stripe_monitor.redaction import clean_message, scrub
@@ -95,8 +95,12 @@ def _validated_ping_event(destination_id: str, response: StripeResponse) -> Ping
     except ValidationError as exc:
         raise _InvalidAnswerError(f"ping event is malformed: {validation_message(exc)}") from None
     if ping_event.related_object.id != destination_id:
-        other = ping_event.related_object.id
+        other = outside_text(ping_event.related_object.id)
         raise _InvalidAnswerError(f"ping event is for {other!r}, not for the destination pinged")
+    if not is_event_id(ping_event.id):
+        # No receipt could ever match it (a receipt's event id is checked the same way): the check would
+        # wait for a delivery that cannot be recognised, and be declared lost.
+        raise _InvalidAnswerError(f"ping event id {outside_text(ping_event.id)!r} is not a Stripe event id")
     return ping_event
 
 

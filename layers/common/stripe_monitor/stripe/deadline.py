@@ -33,7 +33,9 @@ class DeadlineGuard:
         self.deadline = deadline
         self.expired = False
         self.active = True
-        self._watched: set[HTTPConnection] = set()
+        # Each connection's socket, kept here: http.client drops its own reference when an answer says
+        # "Connection: close", while the answer's body is still read from that socket.
+        self._watched: dict[HTTPConnection, socket.socket] = {}
         self._lock = threading.Lock()
         self._token: contextvars.Token[DeadlineGuard | None] | None = None
 
@@ -52,23 +54,25 @@ class DeadlineGuard:
             _current.reset(self._token)
 
     def watch(self, connection: HTTPConnection) -> None:
+        if (sock := connection.sock) is None:
+            return
         with self._lock:
             if self.expired:
-                _shut_down(connection)
+                _shut_down(sock)
             else:
-                self._watched.add(connection)
+                self._watched[connection] = sock
 
     def release(self, connection: HTTPConnection) -> None:
         with self._lock:
-            self._watched.discard(connection)
+            self._watched.pop(connection, None)
 
     def expire(self) -> None:
         with self._lock:
             if not self.active:
                 return
             self.expired = True
-            for connection in self._watched:
-                _shut_down(connection)
+            for sock in self._watched.values():
+                _shut_down(sock)
 
 
 class _Watchdog:
@@ -113,19 +117,17 @@ def guarded_pool_manager(**options: Any) -> PoolManager:
     return manager
 
 
-def _shut_down(connection: HTTPConnection) -> None:
-    sock = connection.sock
-    if sock is not None:
-        # The plain socket's shutdown, also for a TLS socket: it wakes a blocked read.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+def _shut_down(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for a TLS socket: it wakes a blocked read.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _Watched:
     def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # type: ignore[misc]  # connects (bounded by the connect timeout)
         if (guard := _current.get()) is not None:
             guard.watch(self)  # type: ignore[arg-type]
-        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
 class _GuardedHTTPConnection(_Watched, HTTPConnection):

@@ -16,7 +16,8 @@ PING_EVENT_TYPE = "v2.core.event_destination.ping"
 
 
 class StripeObject(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Built at first use: most calls validate one or two of these models (cold start).
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class EventReasonRequest(StripeObject):
