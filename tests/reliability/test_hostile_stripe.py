@@ -91,7 +91,7 @@ def test_an_event_id_no_stripe_event_has_is_an_invalid_response_not_a_lost_ping(
 
 
 def test_a_next_page_url_that_loops_ends_the_listing_with_an_error(deployment, hostile, monkeypatch):
-    page = {"data": [], "next_page_url": "/v2/core/event_destinations?page=again", "previous_page_url": None}
+    page: dict[str, Any] = {"data": [], "next_page_url": "/v2/core/event_destinations?page=again", "previous_page_url": None}
     hostile.script(Answer(200, json.dumps(page).encode()))
 
     summary = deployment.invoke(schedule_event())
