@@ -4,6 +4,7 @@
 import io
 import json
 import re
+from argparse import Namespace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.cli.conftest import BRIDGE, DEMO, FAILING, HEALTHY, LOST
 from tests.conftest import wait_until
+from tools.cli.commands import history
 from tools.cli.main import main
 
 ESCAPE = "\033["
@@ -246,3 +248,30 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(stack, monkeypatch):
     assert "\033[33mdegraded" in screen.getvalue()  # yellow
     assert "\033[32mhealthy" in screen.getvalue()  # green
     assert ESCAPE not in plain.getvalue()
+
+
+class PagedApi:
+    """An API whose history has ``total`` checks, in pages of at most ``limit`` with a cursor."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.asked: list[dict[str, str]] = []
+
+    def call(self, method: str, path: str, query: dict[str, str] | None = None, **_: Any) -> dict[str, Any]:
+        assert query is not None
+        self.asked.append(query)
+        start = int(query.get("cursor", "0"))
+        end = min(start + int(query["limit"]), self.total)
+        pings = [{"pinged_at": f"check-{i}"} for i in range(start, end)]
+        return {"pings": pings, "next_cursor": str(end) if end < self.total else None}
+
+
+def test_history_pages_through_the_api_beyond_its_largest_page():
+    api = PagedApi(total=230)
+    out = io.StringIO()
+
+    code = history(api, Namespace(destination_id=HEALTHY, limit=150, json=True), out)  # type: ignore[arg-type]
+
+    assert code == 0
+    assert len(json.loads(out.getvalue())["pings"]) == 150
+    assert api.asked == [{"limit": "100"}, {"limit": "50", "cursor": "100"}]

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.cli.conftest import DEMO_CREDENTIALS, NO_INVOKE, cli_environment, one_line_error, run_cli
+from tools.cli.locate import find_target
 from tools.standins.aws import free_port
 
 
@@ -137,3 +138,14 @@ def test_a_stack_without_the_api_url_output_is_not_the_monitors(aws, offline_cli
     line = one_line_error(offline_cli("--stack", name, "status", AWS_ENDPOINT_URL=aws.endpoint_url))
 
     assert line.startswith(f"stripe-monitor: stack {name} has no ApiUrl output (status CREATE_COMPLETE)")
+
+
+def test_the_signing_region_is_the_one_in_an_execute_api_url(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    url = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/v1"
+
+    found = find_target(
+        api_url=url, stack=None, config_env="default", samconfig=None, region=None, profile=None
+    )
+
+    assert (found.url, found.region) == (url, "eu-west-2")
