@@ -12,11 +12,12 @@ EventBridge destination's envelope goes to ReceiptFunction's handler, and its pa
 import contextlib
 import io
 import json
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from tools.lambda_context import FakeLambdaContext
 from tools.local.forwarder import ApplicationForwarder
@@ -34,6 +35,10 @@ DEMO_KEY = "sk_test_FAKElocalDemoKeyNotARealKey00000"
 API_ACCESS_KEY = FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]
 API_SECRET_KEY = FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
 REAL_STRIPE = "https://api.stripe.com"
+
+
+class SetEnv(Protocol):
+    def setenv(self, name: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -147,10 +152,8 @@ class LocalStack(Service):
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
 
-    def apply_environment(self, environ: Any = None) -> None:
-        """Point this process's handlers at the stack (``environ``: os.environ, or a test's monkeypatch)."""
-        import os
-
+    def apply_environment(self, environ: "SetEnv | None" = None) -> None:
+        """Point this process's handlers at the stack (``environ``: a test's monkeypatch; else os.environ)."""
         for name, value in self.environment.items():
             if environ is None:
                 os.environ[name] = value
