@@ -3,8 +3,9 @@
 Requests become API Gateway REST proxy events (with the IAM identity in ``requestContext``) and go to the
 Lambda handler of their route; the answer goes back as HTTP. IAM routes verify the caller's SigV4
 signature with botocore's signer and the stand-in's credentials; a missing or wrong signature is a 403,
-as API Gateway answers. Used by the receipt tests (a signed webhook delivery from the Stripe stand-in, the
-application snippet's SigV4 call) and by the local run.
+as API Gateway answers, and so is a valid signature of a principal that has no ``execute-api:Invoke``
+(``not_allowed``: API Gateway's ``ACCESS_DENIED``). Used by the receipt tests (a signed webhook delivery
+from the Stripe stand-in, the application snippet's SigV4 call), the local run and the CLI's tests.
 
 Routes are chosen as API Gateway chooses them: among the routes whose path matches and whose method is the
 request's or ``ANY``, the most specific path wins (a literal segment over ``{param}`` over ``{proxy+}``),
@@ -43,7 +44,7 @@ _AUTHORIZATION = re.compile(
 
 
 # API Gateway's status for the answers the stand-in makes itself (a GatewayResponse may override it).
-_GATEWAY_STATUS = {"MISSING_AUTHENTICATION_TOKEN": 403, "INVALID_SIGNATURE": 403}
+_GATEWAY_STATUS = {"MISSING_AUTHENTICATION_TOKEN": 403, "INVALID_SIGNATURE": 403, "ACCESS_DENIED": 403}
 _INVALID_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
     "Access Key and signing method. Consult the service documentation for details."
@@ -110,11 +111,15 @@ class LocalApiGateway(Service):
         region: str = "us-east-1",
         port: int = 0,
         template: Mapping[str, Any] | None = None,
+        not_allowed: Mapping[str, str] | None = None,
     ) -> None:
+        """``access_key``/``secret_key`` may call every route; ``not_allowed`` (access key -> secret key)
+        are principals whose signatures are valid but whose policies do not allow execute-api:Invoke."""
         self.routes = list(routes)
         api = (template or load_template())["Resources"]["MonitorApi"]["Properties"]
         self.gateway_responses: dict[str, Any] = api.get("GatewayResponses", {})
         self.credentials = Credentials(access_key, secret_key)
+        self.not_allowed = {key: Credentials(key, secret) for key, secret in (not_allowed or {}).items()}
         self.region = region
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         gateway = self
@@ -133,7 +138,9 @@ class LocalApiGateway(Service):
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="api-gateway", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -164,6 +171,13 @@ class LocalApiGateway(Service):
             )
         elif identity is None:
             status, headers, payload = self.gateway_response("INVALID_SIGNATURE", _INVALID_SIGNATURE)
+        elif identity.get("accessKey") in self.not_allowed:
+            resource = f"arn:aws:execute-api:{self.region}:********9012:local/{STAGE}/{request.command}{path}"
+            message = (
+                f"User: {identity['userArn']} is not authorized to perform: execute-api:Invoke on resource:"
+                f" {resource}"
+            )
+            status, headers, payload = self.gateway_response("ACCESS_DENIED", message)
         else:
             event = self._event(request, route, path, split.query, parameters, body, identity)
             answer = route.handler(event, _context())
@@ -211,7 +225,11 @@ class LocalApiGateway(Service):
         """The caller's identity if the SigV4 signature is right for our credentials, else None."""
         found = _AUTHORIZATION.fullmatch(request.headers.get("Authorization", "").strip())
         amz_date = request.headers.get("X-Amz-Date", "")
-        if not found or found["key"] != self.credentials.access_key or found["service"] != "execute-api":
+        if not found or found["service"] != "execute-api":
+            return None
+        known = {self.credentials.access_key: self.credentials, **self.not_allowed}
+        credentials = known.get(found["key"])
+        if credentials is None:
             return None
         if found["region"] != self.region or not amz_date.startswith(found["date"]):
             return None
@@ -220,15 +238,16 @@ class LocalApiGateway(Service):
         url = f"http://{request.headers.get('Host', '')}{request.path}"
         aws_request = AWSRequest(method=request.command, url=url, data=body, headers=headers)
         aws_request.context["timestamp"] = amz_date
-        signer = SigV4Auth(self.credentials, "execute-api", self.region)
+        signer = SigV4Auth(credentials, "execute-api", self.region)
         canonical = signer.canonical_request(aws_request)
         expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
         if not hmac.compare_digest(expected, found["signature"]):
             return None
+        user = "local-caller" if credentials is self.credentials else found["key"]
         return {
             "accessKey": found["key"],
             "caller": found["key"],
-            "userArn": "arn:aws:iam::123456789012:user/local-caller",
+            "userArn": f"arn:aws:iam::123456789012:user/{user}",
             "sourceIp": "127.0.0.1",
         }
 

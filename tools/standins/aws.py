@@ -3,10 +3,12 @@
 The code under test finds it through the standard ``AWS_ENDPOINT_URL``; nothing in the application knows.
 """
 
+import errno
 import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Self
 
@@ -24,6 +26,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def ensure_port_free(port: int) -> None:
+    """OSError(EADDRINUSE) when something listens on ``port`` of 127.0.0.1 already."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is fine
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(errno.EADDRINUSE, f"port {port} on 127.0.0.1 is already in use") from exc
 
 
 def aws_environment(endpoint_url: str) -> dict[str, str]:
@@ -57,9 +69,16 @@ class AwsStandIn(Service):
         return aws_environment(self.endpoint_url)
 
     def start(self) -> Self:
+        # moto's ThreadedMotoServer binds in its own thread: on a port in use that thread dies and start()
+        # waits for it forever. So the port is checked first, and the start is bounded.
+        ensure_port_free(self.port)
         if self._server is not None:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
-            self._server.start()
+            starting = threading.Thread(target=self._server.start, name="moto-start", daemon=True)
+            starting.start()
+            starting.join(timeout=30)
+            if starting.is_alive():
+                raise RuntimeError(f"moto's server did not start on port {self.port}")
             return self
         self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
