@@ -102,6 +102,15 @@ class CaptureServer(Service):
         self._server.shutdown()
         self._server.server_close()
 
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Delivery]:
+        """The requests received, once there are ``count`` of them (waits, bounded)."""
+        give_up = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.received) < count:
+                if not self._arrived.wait(give_up - time.monotonic()):
+                    raise AssertionError(f"{len(self.received)} requests arrived, not {count}")
+            return list(self.received)
+
     def delivery_of(self, event_id: str, timeout: float = 10.0) -> Delivery:
         """The delivery of that event (waits for it, bounded)."""
         give_up = time.monotonic() + timeout

@@ -10,6 +10,7 @@ check, and a receipt after its ping was declared lost.
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.forwarding import (
     secret_map,
 )
 from tests.support import api_event, schedule_event
+from tools.standins.aws_faults import PUT_ITEM, AwsFault, AwsFaultProxy
 
 
 @pytest.fixture
@@ -249,6 +251,8 @@ def test_a_destination_no_longer_configured_stays_monitored_for_three_lost_after
 
 
 def test_a_dashboard_ping_never_makes_a_destination_monitored(stack):
+    probe = {"id": PROBE, "url": stack.webhook_url, "signing_secret": SHARED_SECRET}
+    stack.deployment.stripe.put_destination(probe | {"delivery": "drop"})  # the monitor's own pings: lost
     assert stack.ping(PROBE)["delivery_status"] == "unmonitored"  # PROBE is configured nowhere
     dashboard_ping = {
         "id": "evt_test_FromTheStripeDashboard001",
@@ -259,11 +263,14 @@ def test_a_dashboard_ping_never_makes_a_destination_monitored(stack):
         "context": None,
         "related_object": {"id": PROBE, "type": "v2.core.event_destination", "url": f"/v2/x/{PROBE}"},
     }
+    stack.deployment.stripe.put_destination(probe)
     stack.deployment.stripe.deliver_event(PROBE, dashboard_ping)
     give_up = time.monotonic() + 10
     while not stack.receipt_item(PROBE, dashboard_ping["id"]) and time.monotonic() < give_up:
         time.sleep(0.02)
     assert stack.receipt_item(PROBE, dashboard_ping["id"]) is not None  # verified and kept, unsolicited
+    stack.deployment.stripe.put_destination(probe | {"delivery": "drop"})
+    reset_caches()  # the next check in another execution environment, which reads the state as stored
 
     assert stack.ping(PROBE)["delivery_status"] == "unmonitored"
     assert state_of(stack, PROBE)["last_receipt_at"] is None
@@ -271,19 +278,54 @@ def test_a_dashboard_ping_never_makes_a_destination_monitored(stack):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="product gap: a check judged unmonitored never joins its event's receipt item, so a verified "
-    "receipt for one of the stack's own pings of an unconfigured destination stays 'unmatched', sets no "
-    "last_receipt_at, and the learned half of the monitored rule can never start (logic/deliveries.py "
-    "expect/record)",
+    reason="product gap: Deliveries.expect joins only pending checks to their event's receipt item, so a "
+    "verified receipt for one of the stack's own pings of an unconfigured destination finds no check, is "
+    "'unmatched' and sets no last_receipt_at: the learned half of the monitored rule can keep a destination "
+    "that was configured, never start one",
 )
 def test_a_receipt_for_one_of_the_stacks_own_pings_makes_an_unconfigured_destination_monitored(stack):
-    first = stack.ping(PROBE)  # configured nowhere; Stripe delivers its ping to the stack's webhook route
+    # Configured nowhere; Stripe delivers its pings to the stack's webhook route, once the check is stored.
+    stack.deployment.stripe.put_destination(
+        {"id": PROBE, "url": stack.webhook_url, "signing_secret": SHARED_SECRET, "delivery_delay": 0.3}
+    )
+    first = stack.ping(PROBE)
     give_up = time.monotonic() + 10
-    while not stack.receipt_item(PROBE, first["event_id"]) and time.monotonic() < give_up:
+    while "received_at" not in (stack.receipt_item(PROBE, first["event_id"]) or {}):
+        assert time.monotonic() < give_up, "the ping was not delivered to the stack"
         time.sleep(0.02)
-    assert stack.receipt_item(PROBE, first["event_id"]) is not None  # the receipt came and was verified
+    reset_caches()  # the next check in another execution environment, which reads the state as stored
 
     assert stack.ping(PROBE)["delivery_status"] == "pending"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: only Deliveries.record (the receipt's side) notes last_receipt_at and "
+    "receipt_channel on the destination's state; Deliveries.settle (the check's side, when the receipt "
+    "came first) does not, so such a destination never shows its receipt channel and never counts as "
+    "learned for the monitored rule",
+)
+def test_a_receipt_that_arrives_before_its_check_is_stored_still_counts_as_the_destinations_last_receipt(
+    stack, monkeypatch
+):
+    with AwsFaultProxy(stack.deployment.aws.endpoint_url) as proxy:
+        for name, value in proxy.environment.items():
+            monkeypatch.setenv(name, value)
+        reset_caches()
+        stack.ping()  # the destination has a state; its first check was stored as usual
+        proxy.inject(AwsFault(PUT_ITEM, kind="hold", match=f'"destination_id":{{"S":"{APPLICATION}"}}'))
+        with ThreadPoolExecutor(max_workers=1) as pinging:
+            ping = pinging.submit(stack.ping)  # Stripe answers, then the check's write waits
+            assert proxy.wait_for_hold()
+            delivery = stack.application.wait_for(2)[-1]  # the held check's ping, delivered meanwhile
+            assert stack.forward(delivery.body, delivery.signature).json()["status"] == "unmatched"
+            proxy.release()
+            stored = ping.result(timeout=10)
+
+        check = stack.check(APPLICATION, stored["pinged_at"])
+        assert (check["delivery_status"], check["delivery_channel"]) == ("delivered", "application")
+        state = state_of(stack, APPLICATION)
+        assert (state["receipt_channel"], state["last_receipt_at"]) == ("application", check["delivered_at"])
 
 
 # -- receipts meet their checks ---------------------------------------------------------------------------
