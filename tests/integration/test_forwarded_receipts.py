@@ -197,6 +197,19 @@ def test_a_secret_rolled_while_the_map_is_cached_is_read_again(stack):
     assert stack.check(APPLICATION, record["pinged_at"])["delivery_status"] == "delivered"
 
 
+def test_an_unreadable_signing_secret_map_is_a_500_and_its_destinations_count_as_unconfigured(stack):
+    record, delivery = stack.ping_and_capture()
+    unreadable = json.dumps({"not_a_destination": [APPLICATION_SECRET]})
+    stack.deployment.aws.put_secret(stack.deployment.secret_id + "/webhook", unreadable)
+    reset_caches()
+
+    answer = stack.forward(delivery.body, delivery.signature)
+
+    assert (answer.status, answer.json()["error"]["code"]) == (500, "config_error")
+    assert stack.check(APPLICATION, record["pinged_at"])["delivery_status"] == "pending"
+    assert stack.ping()["delivery_status"] == "unmonitored"
+
+
 # -- which destinations are monitored --------------------------------------------------------------------
 
 RULED = "ed_test_61MonitoredRuleCheck0001"
