@@ -134,6 +134,10 @@ class ForwardingStack:
         """What the user sets as MONITOR_WEBHOOK_URL: the stack's ApiUrl and /webhooks/stripe."""
         return f"{self.gateway.url}/webhooks/stripe"
 
+    def put_signing_secrets(self, value: str) -> None:
+        """A new value of the secret named by WebhookSigningSecretId (the functions' caches keep the old)."""
+        self.deployment.aws.put_secret(signing_secret_id(self.deployment), value)
+
     def ping(self, destination_id: str = APPLICATION) -> dict[str, Any]:
         """An API ping; the check as the API answers it."""
         answer = self.deployment.invoke(ping_event(destination_id))
@@ -168,6 +172,10 @@ class ForwardingStack:
         return item
 
 
+def signing_secret_id(deployment: Deployment) -> str:
+    return f"{deployment.secret_id}/webhook"
+
+
 @contextmanager
 def forwarding_stack(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardingStack]:
     """The stack with the signing-secret map as its only receipt configuration (no ReceiptDestinationIds),
@@ -175,9 +183,8 @@ def forwarding_stack(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) ->
     import app
 
     receipt_handler = receipt_app().lambda_handler
-    secret_id = f"{deployment.secret_id}/webhook"
-    deployment.aws.put_secret(secret_id, secret_map())
-    monkeypatch.setenv("WEBHOOK_SECRET_ID", secret_id)
+    deployment.aws.put_secret(signing_secret_id(deployment), secret_map())
+    monkeypatch.setenv("WEBHOOK_SECRET_ID", signing_secret_id(deployment))
     monkeypatch.delenv("RECEIPT_DESTINATION_IDS", raising=False)
     monkeypatch.delenv("RECEIPT_EVENT_BUS_NAMES", raising=False)
     reset_caches()

@@ -62,6 +62,10 @@ def delivery_latencies(stdout: str, destination_id: str) -> list[Any]:
     ]
 
 
+def without_count(check: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in check.items() if name != "deliveries"}
+
+
 def lost_pings(stdout: str) -> float:
     """The fleet-wide LostPings sum (what the LostPingsAlarm adds up)."""
     return sum(
@@ -137,10 +141,7 @@ def test_a_replayed_forward_only_counts_deliveries(stack):
     assert replayed.status == 200
     again = stack.check(APPLICATION, record["pinged_at"])
     assert again["deliveries"] == 2
-    unchanged = {k: v for k, v in again.items() if k != "deliveries"}
-    assert unchanged == {
-        k: v for k, v in first.items() if k != "deliveries"
-    }  # first arrival, channel, latency
+    assert without_count(again) == without_count(first)  # the first arrival's time, channel and latency
     assert state_of(stack, APPLICATION)["health"] == health
 
 
@@ -165,9 +166,7 @@ def test_while_a_secret_is_rolled_pings_signed_with_either_of_the_destinations_t
     stack,
 ):
     old, new = APPLICATION_SECRET, "whsec_FAKEforwardingApplicationSecret002"
-    stack.deployment.aws.put_secret(
-        stack.deployment.secret_id + "/webhook", secret_map(**{APPLICATION: [new, old]})
-    )
+    stack.put_signing_secrets(secret_map(**{APPLICATION: [new, old]}))
     reset_caches()
     checks = []
     for secret in (old, new):  # Stripe signs with the old secret until the roll ends, then with the new
@@ -185,9 +184,7 @@ def test_a_secret_rolled_while_the_map_is_cached_is_read_again(stack):
     new = "whsec_FAKEforwardingApplicationSecret003"
     record, delivery = stack.ping_and_capture()
     assert stack.forward(delivery.body, delivery.signature).status == 200  # the map is cached now
-    stack.deployment.aws.put_secret(
-        stack.deployment.secret_id + "/webhook", secret_map(**{APPLICATION: [new]})
-    )
+    stack.put_signing_secrets(secret_map(**{APPLICATION: [new]}))
     stack.deployment.stripe.add_destination(APPLICATION, url=stack.application.url, signing_secret=new)
 
     record, delivery = stack.ping_and_capture()
@@ -200,7 +197,7 @@ def test_a_secret_rolled_while_the_map_is_cached_is_read_again(stack):
 def test_an_unreadable_signing_secret_map_is_a_500_and_its_destinations_count_as_unconfigured(stack):
     record, delivery = stack.ping_and_capture()
     unreadable = json.dumps({"not_a_destination": [APPLICATION_SECRET]})
-    stack.deployment.aws.put_secret(stack.deployment.secret_id + "/webhook", unreadable)
+    stack.put_signing_secrets(unreadable)
     reset_caches()
 
     answer = stack.forward(delivery.body, delivery.signature)
@@ -231,9 +228,7 @@ def test_a_destination_is_monitored_when_the_configuration_names_it(
 ):
     stack.deployment.stripe.add_destination(RULED)
     if setting == "WEBHOOK_SECRET_ID":
-        stack.deployment.aws.put_secret(
-            stack.deployment.secret_id + "/webhook", secret_map(**{RULED: [APPLICATION_SECRET]})
-        )
+        stack.put_signing_secrets(secret_map(**{RULED: [APPLICATION_SECRET]}))
     elif setting is not None:
         monkeypatch.setenv(setting, value)
     reset_caches()
@@ -249,9 +244,7 @@ def test_a_destination_no_longer_configured_stays_monitored_for_three_lost_after
     record, delivery = stack.ping_and_capture()
     assert stack.forward(delivery.body, delivery.signature).status == 200
     received_at = stack.check(APPLICATION, record["pinged_at"])["delivered_at"]
-    stack.deployment.aws.put_secret(
-        stack.deployment.secret_id + "/webhook", json.dumps({NEIGHBOUR: [NEIGHBOUR_SECRET]})
-    )
+    stack.put_signing_secrets(json.dumps({NEIGHBOUR: [NEIGHBOUR_SECRET]}))
     reset_caches()
 
     within = stack.ping()
