@@ -185,6 +185,8 @@ def forwarding_stack(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) ->
     receipt_handler = receipt_app().lambda_handler
     deployment.aws.put_secret(signing_secret_id(deployment), secret_map())
     monkeypatch.setenv("WEBHOOK_SECRET_ID", signing_secret_id(deployment))
+    # The tests count each delivery in the per-destination metrics (off by default: they cost).
+    monkeypatch.setenv("PER_DESTINATION_METRICS", "true")
     monkeypatch.delenv("RECEIPT_DESTINATION_IDS", raising=False)
     monkeypatch.delenv("RECEIPT_EVENT_BUS_NAMES", raising=False)
     reset_caches()

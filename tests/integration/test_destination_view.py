@@ -34,6 +34,7 @@ def test_each_destination_shows_its_receipt_channel_share_and_latency(deployment
     assert probe["receipt_hint"] is None
     assert probe["delivery_24h"]["pings"] == probe["delivery_24h"]["delivered"] == 2
     assert probe["delivery_24h"]["delivered_share"] == 1.0
+    assert probe["last_check"]["delivery_status"] == "delivered"  # as the receipt left it, not as stored
     assert 0 <= probe["delivery_24h"]["latency_p50_ms"] <= probe["delivery_24h"]["latency_p95_ms"]
     assert view[BRIDGE]["receipt_channel"] == "eventbridge"
     unwatched = view[UNWATCHED]

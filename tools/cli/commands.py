@@ -3,7 +3,6 @@ code: 0 when all is well, 1 when the answer is bad (a destination down, a ping t
 
 import json
 from argparse import Namespace
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -13,14 +12,12 @@ from tools.cli.render import Cell, age, milliseconds, short_time, table, toned, 
 
 PAGE_LIMIT = 100  # the API's largest page
 DELIVERED = ("delivered", "late")
-REREAD_LIMIT = 20  # at most this many extra requests per status (the API's burst limit)
 
 
 def status(api: MonitorApi, args: Namespace, out: TextIO) -> int:
     """Every destination; exit 1 when any (not removed from Stripe) is down."""
     body = api.call("GET", "/destinations")
     destinations: list[dict[str, Any]] = body.get("destinations") or []
-    _reread_pending_deliveries(api, destinations)
     down = [
         d["destination_id"] for d in destinations if d.get("health") == "down" and not d.get("removed_at")
     ]
@@ -145,23 +142,6 @@ def unmute(api: MonitorApi, args: Namespace, out: TextIO) -> int:
     else:
         print(f"{args.destination_id} unmuted: its health changes are alerted again.", file=out)
     return EXIT_OK
-
-
-def _reread_pending_deliveries(api: MonitorApi, destinations: list[dict[str, Any]]) -> None:
-    """``GET /destinations`` keeps a copy of each destination's last check, made when the check was stored:
-    a receipt that settles the check later updates the check, not the copy. So a last check still
-    ``pending`` there is read again from the destination's history (its newest check)."""
-    pending = [d for d in destinations if (d.get("last_check") or {}).get("delivery_status") == "pending"]
-
-    def newest(destination: dict[str, Any]) -> dict[str, Any] | None:
-        path = f"/destinations/{_id(destination['destination_id'])}/pings"
-        pings = api.call("GET", path, query={"limit": "1"}).get("pings") or []
-        return pings[0] if pings else None
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for destination, found in zip(pending, pool.map(newest, pending[:REREAD_LIMIT]), strict=False):
-            if found and found.get("pinged_at") == destination["last_check"].get("pinged_at"):
-                destination["last_check"] = found
 
 
 def _status_row(destination: dict[str, Any], now: datetime) -> list[Cell]:

@@ -65,7 +65,7 @@ def alert_text(transition: Transition, state: DestinationState, api_url: str | N
         f" at {transition.at}.",
         f"Why: {transition.reason}",
     ]
-    if transition.last_error:
+    if transition.last_error and transition.last_error != transition.reason:
         lines.append(f"Last error: {transition.last_error}")
     last = state.last_check
     if last is not None and last.destination_status:

@@ -91,10 +91,15 @@ class Deliveries:
             record, delivery_status=DeliveryStatus.PENDING if monitored else DeliveryStatus.UNMONITORED
         )
 
-    def expect(self, record: CheckRecord) -> dict[str, Any] | None:
-        """After a pending check is stored: join its event, and return the event's first arrival when a
-        receipt came before the check was stored (``settle`` applies it)."""
-        if record.delivery_status is not DeliveryStatus.PENDING:
+    def expect(self, record: CheckRecord, *, learning: bool = False) -> dict[str, Any] | None:
+        """After a check that waits for its receipt is stored: join its event, and return the event's first
+        arrival when a receipt came before the check was stored (``settle`` applies it). ``learning``: an
+        unmonitored check joins too (a write more, spent by scheduled runs, not by API pings), since a
+        receipt for one of the monitor's own pings is what makes a destination monitored."""
+        joining = (
+            (DeliveryStatus.PENDING, DeliveryStatus.UNMONITORED) if learning else (DeliveryStatus.PENDING,)
+        )
+        if record.delivery_status not in joining:
             return None
         return self.table.receipts.expect(record)
 

@@ -1,5 +1,6 @@
 """What the API reads (history, transitions, every destination) and the mute it sets."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,12 +44,17 @@ class Queries:
         found = []
         for destination_id, state in sorted(self.table.states.load_all().items()):
             channel = self.deliveries.receipt_channel(destination_id, state, now)
+            checks = self.table.checks.since(destination_id, since)
+            # The state holds its last check as it was stored; the check itself has what receipts or the
+            # sweep learned of its delivery since.
+            if checks and state.last_check and checks[0].pinged_at == state.last_check.pinged_at:
+                state = replace(state, last_check=checks[0])
             found.append(
                 state.to_api(now)
                 | {
                     "receipt_channel": channel or "unmonitored",
                     "receipt_hint": None if channel else UNMONITORED_HINT,
-                    "delivery_24h": delivery_stats(self.table.checks.since(destination_id, since)),
+                    "delivery_24h": delivery_stats(checks),
                 }
             )
         return found

@@ -274,7 +274,7 @@ class ScheduledRun:
             return StoredCheck(record, stored=False)
         transition, health = self.health.advance(record, state, slow_ping_ms=self.settings.slow_ping_ms)
         try:
-            arrival = self.deliveries.expect(record)
+            arrival = self.deliveries.expect(record, learning=True)
         except Exception:  # the check is stored and stays pending: the sweep decides on it
             logger.exception("check not joined to its event", destination_id=record.destination_id)
             arrival = None

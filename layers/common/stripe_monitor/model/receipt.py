@@ -9,7 +9,7 @@ from enum import StrEnum
 class Channel(StrEnum):
     EVENTBRIDGE = "eventbridge"  # a rule on the Stripe partner event bus
     WEBHOOK = "webhook"  # a probe destination pointed at the stack's signed webhook route
-    APPLICATION = "application"  # the user's own webhook handler, through POST /receipts
+    APPLICATION = "application"  # the user's own application: a forwarded delivery, or POST /receipts
 
 
 @dataclass(frozen=True)

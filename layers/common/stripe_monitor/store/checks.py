@@ -91,7 +91,9 @@ class CheckItems:
                 UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in delivery),
                 ConditionExpression="attribute_exists(pinged_at)",
                 ExpressionAttributeValues={f":{k}": serialize(v) for k, v in delivery.items()},
-                ReturnValues="UPDATED_OLD",
+                # ALL_OLD, not UPDATED_OLD, which some DynamoDB implementations leave without the
+                # attributes whose value does not change: a repeated arrival would look like the first.
+                ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
             if is_condition_failure(exc):

