@@ -5,9 +5,10 @@ memory, architecture, retention, alarms, dashboard), 16 destinations that all re
 answering in 300 ms. A short sample of that deployment runs for real, and is scaled to a month:
 
 - ``--cycles`` pairs of 10-minute cycles (the schedule's interval), one from cold execution environments and
-  one from warm ones (10 minutes later for their caches). A cycle is one scheduled run of PingFunction over
-  every destination, then the receipt of every ping it made through ReceiptFunction (the webhooks Stripe
-  delivers, forwarded to ``POST /webhooks/stripe`` through the API, or ``--channel eventbridge``);
+  one from warm ones (10 minutes later for their caches), after a first cycle that is not counted (the
+  deployment meeting its destinations). A cycle is one scheduled run of PingFunction over every destination,
+  then the receipt of every ping it made through ReceiptFunction (the webhooks Stripe delivers, forwarded to
+  ``POST /webhooks/stripe`` through the API, or ``--channel eventbridge``);
 - each function runs in a process of its own as Lambda's runtime runs it (``bench/lambda_worker.py``), with
   Lambda's environment variables and active tracing; AWS is moto's server behind the fault proxy, which
   records every request; the webhooks go through the API Gateway stand-in;
@@ -15,8 +16,10 @@ answering in 300 ms. A short sample of that deployment runs for real, and is sca
   EMF metrics; its wall time, billed per ms at the template's memory size, its Lambda compute; the recorded
   DynamoDB requests are replayed on a fresh table to count their request units (``bench/dynamodb_replay.py``);
 - a month is ``30 days x 24 h x 60 / interval`` cycles, a share of them cold (``--cold-share``, default 1:
-  an environment idle for the 10 minutes between runs is assumed gone);
-- the same sample again at 17 destinations gives the cost of one more destination.
+  an environment idle for the 10 minutes between runs is assumed gone); a burst of receipts that arrives
+  while every environment is busy starts more of them, cold (``usage.cold_starts``, on the measured times);
+- the same sample again at 24 destinations (``--step 8``), the difference divided by 8, gives the cost of
+  one more destination.
 
 It prints a table per service, the cost per extra destination and, last, ``total: $X.XX per month``, and
 writes every figure to ``bench/results/cost-<time>.json``. Prices: ``bench/prices-us-east-1.json``.
@@ -31,6 +34,7 @@ import math
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import threading
@@ -230,7 +234,7 @@ def rate_minutes(expression: str) -> int:
 @dataclass(frozen=True)
 class Settings:
     destinations: int
-    extra: bool  # also measure destinations + 1, for the cost of one more
+    step: int  # also measure ``destinations + step`` for the cost of one more destination (0: do not)
     cycles: int  # pairs of cycles: one cold, one warm
     latency_ms: float
     channel: Channel
@@ -399,7 +403,8 @@ class Cycle:
 class Sample:
     destinations: int
     channel: Channel
-    cycles: list[Cycle]
+    cycles: list[Cycle]  # cold, warm, cold, warm ...
+    warm_up: Cycle  # the first run of the deployment, not counted
     aws_log: list[ProxyRecord]
     units: list[Units]  # per record of aws_log (zero for other services)
     secret_ids: set[str]
@@ -564,17 +569,25 @@ class Simulation:
         base = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
         interval = timedelta(minutes=self.reference.schedule_minutes)
         cycles = []
-        for index in range(2 * self.settings.cycles):
+        for index in range(2 * self.settings.cycles + 1):
             when = (base + index * interval).strftime("%Y-%m-%dT%H:%M:%SZ")
-            cycles.append(self.cycle(index, cold=index % 2 == 0, scheduled_time=when))
+            cycles.append(self.cycle(index, cold=index % 2 == 1 or index == 0, scheduled_time=when))
         units = self.replay(cycles)
+        # The deployment's first run meets every destination for the first time: not a month's run.
+        warm_up, cycles = cycles[0], cycles[1:]
         secret_ids = {
             str(record.json().get("SecretId"))
             for record in self.proxy.log
             if record.operation.startswith("secretsmanager.")
         }
         return Sample(
-            len(self.destination_ids), self.settings.channel, cycles, self.proxy.log, units, secret_ids
+            len(self.destination_ids),
+            self.settings.channel,
+            cycles,
+            warm_up,
+            self.proxy.log,
+            units,
+            secret_ids,
         )
 
     def cycle(self, index: int, *, cold: bool, scheduled_time: str) -> Cycle:
@@ -654,7 +667,7 @@ class Simulation:
         key_names = [
             k["AttributeName"] for k in template["Resources"][RESULTS_TABLE]["Properties"]["KeySchema"]
         ]
-        with AwsStandIn() as fresh:
+        with AwsStandIn(own_process=True) as fresh:  # a fresh moto: none of its state is shared
             fresh.create_results_table(self.table_name)
             replayer = Replayer(fresh.endpoint_url, key_names)
             done = 0
@@ -748,27 +761,31 @@ def _add(total: dict[str, Decimal], more: dict[str, Decimal], times: Decimal = D
 @dataclass(frozen=True)
 class ColdProfile:
     """Per function: what a cold invocation uses more than a warm one, and how long each keeps an
-    environment busy (measured in the sample)."""
+    environment busy (medians of the samples: the runs at 16 and 24 destinations share one profile, so
+    that the noise of cold starts does not show in the cost of one destination more)."""
 
     extra: dict[str, dict[str, Decimal]]  # function -> quantities of a cold invocation less a warm one
+    init_ms: dict[str, float]
     cold_s: dict[str, float]  # init and first invocation
     warm_s: dict[str, float]
 
     @classmethod
-    def of(cls, sample: Sample, reference: Reference) -> "ColdProfile":
+    def of(cls, samples: Sequence[Sample], reference: Reference) -> "ColdProfile":
         extra: dict[str, dict[str, Decimal]] = {}
+        init_ms: dict[str, float] = {}
         cold_s: dict[str, float] = {}
         warm_s: dict[str, float] = {}
         for name in reference.functions:
-            invocations = [i for c in sample.cycles for i in c.invocations if i.function == name]
-            colds = [i for i in invocations if i.cold]
-            warms = [i for i in invocations if not i.cold]
-            cold_q = _mean([invocation_quantities(i, sample, reference) for i in colds])
-            warm_q = _mean([invocation_quantities(i, sample, reference) for i in warms])
+            found = [(s, i) for s in samples for c in s.cycles for i in c.invocations if i.function == name]
+            colds = [(s, i) for s, i in found if i.cold]
+            warms = [(s, i) for s, i in found if not i.cold]
+            cold_q = _mean([invocation_quantities(i, s, reference) for s, i in colds])
+            warm_q = _mean([invocation_quantities(i, s, reference) for s, i in warms])
             extra[name] = {k: cold_q.get(k, Decimal(0)) - warm_q.get(k, Decimal(0)) for k in cold_q | warm_q}
-            cold_s[name] = sum((i.init_ms + i.duration_ms) / 1000 for i in colds) / len(colds)
-            warm_s[name] = sum(i.duration_ms / 1000 for i in warms) / len(warms)
-        return cls(extra, cold_s, warm_s)
+            init_ms[name] = statistics.median(i.init_ms for _, i in colds)
+            cold_s[name] = statistics.median((i.init_ms + i.duration_ms) / 1000 for _, i in colds)
+            warm_s[name] = statistics.median(i.duration_ms / 1000 for _, i in warms)
+        return cls(extra, init_ms, cold_s, warm_s)
 
 
 def cycle_quantities(
@@ -867,13 +884,12 @@ def _presence(
     return found
 
 
-def month(sample: Sample, reference: Reference, settings: Settings) -> Month:
+def month(sample: Sample, reference: Reference, settings: Settings, profile: ColdProfile) -> Month:
     cycles_per_month = Decimal(settings.days * 24 * 60) / reference.schedule_minutes
     per_hour = Decimal(60) / reference.schedule_minutes
     share = settings.cold_share
     cold = [c for c in sample.cycles if c.cold]
     warm = [c for c in sample.cycles if not c.cold]
-    profile = ColdProfile.of(sample, reference)
     cold_q = _mean([cycle_quantities(c, sample, reference, profile) for c in cold])
     warm_q = _mean([cycle_quantities(c, sample, reference, profile) for c in warm])
     per_cycle = {
@@ -937,11 +953,6 @@ def month(sample: Sample, reference: Reference, settings: Settings) -> Month:
         xray_traces=monthly("xray_traces"),
         ssm_parameters=Decimal(reference.ssm_parameters),
     )
-    init: dict[str, list[float]] = {}
-    for cycle in cold:
-        for invocation in cycle.invocations:
-            if invocation.cold:
-                init.setdefault(invocation.function, []).append(invocation.init_ms)
     return Month(
         usage=usage,
         cycles_per_month=cycles_per_month,
@@ -952,14 +963,14 @@ def month(sample: Sample, reference: Reference, settings: Settings) -> Month:
         api_metrics=detailed,
         stored_bytes=stored_bytes,
         logs_ratio=ratio,
-        init_ms={name: sorted(values)[len(values) // 2] for name, values in init.items()},
+        init_ms=profile.init_ms,
     )
 
 
 # ------------------------------------------------------------------------------------------- reporting
 
 
-def measure(reference: Reference, settings: Settings, destinations: int) -> tuple[Sample, Month]:
+def measure(reference: Reference, settings: Settings, destinations: int) -> Sample:
     simulation = Simulation(reference, settings, destinations)
     with simulation.deployed():
         sample = simulation.run()
@@ -971,7 +982,7 @@ def measure(reference: Reference, settings: Settings, destinations: int) -> tupl
                 f"cycle {cycle.index} ({destinations} destinations): {cycle.ok} checks ok, "
                 f"{len(cycle.invocations) - 1} receipts{': ' + problems if problems else ''}"
             )
-    return sample, month(sample, reference, settings)
+    return sample
 
 
 def metric_groups(metrics: dict[str, Decimal]) -> list[str]:
@@ -992,8 +1003,8 @@ def metric_groups(metrics: dict[str, Decimal]) -> list[str]:
 
 
 def report(
-    reference: Reference, settings: Settings, main: tuple[Sample, Month], main_bill: Bill,
-    extra: tuple[Sample, Month, Bill] | None, seconds: float,
+    reference: Reference, settings: Settings, profile: ColdProfile, main: tuple[Sample, Month],
+    main_bill: Bill, extra: tuple[Sample, Month, Bill] | None, seconds: float,
 ) -> tuple[str, dict[str, Any]]:  # fmt: skip
     sample, measured = main
     usage, per_cycle = measured.usage, measured.per_cycle
@@ -1003,7 +1014,8 @@ def report(
         f"{settings.days}-day month, Stripe answering in {settings.latency_ms:.0f} ms, a receipt for every "
         f"ping ({'forwarded webhooks through the API' if sample.channel == 'webhook' else 'EventBridge'}).",
         f"Sample: {len(sample.cycles)} cycles run for real ({settings.cycles} from cold environments, "
-        f"{settings.cycles} warm); {settings.cold_share:%} of the month's cycles taken as cold starts.",
+        f"{settings.cycles} warm) after a first one (not counted); {settings.cold_share:.0%} of the month's"
+        " cycles taken as cold starts.",
         "",
         table(main_bill),
         "",
@@ -1069,18 +1081,24 @@ def report(
         },
         "month": _month_dict(measured),
         "bill": main_bill.to_dict(),
+        "warm_up": _cycle_dict(sample.warm_up),
         "cycles": [_cycle_dict(c) for c in sample.cycles],
     }
     if extra is not None:
         extra_sample, extra_month, extra_bill = extra
-        difference = extra_bill.total - main_bill.total
+        step = Decimal(extra_sample.destinations - sample.destinations)
+        difference = (extra_bill.total - main_bill.total) / step
         by_service = {
-            name: cost - main_bill.by_service().get(name, Decimal(0))
+            name: (cost - main_bill.by_service().get(name, Decimal(0))) / step
             for name, cost in extra_bill.by_service().items()
         }
+        measured_as = (
+            f"{extra_sample.destinations} destinations minus {sample.destinations}"
+            if step == 1
+            else f"({extra_sample.destinations} destinations minus {sample.destinations}) / {step}"
+        )
         lines.append(
-            f"Cost per extra destination: {dollars(difference, 4)} a month (measured: "
-            f"{extra_sample.destinations} destinations minus {sample.destinations}; "
+            f"Cost per extra destination: {dollars(difference, 4)} a month (measured: {measured_as}; "
             + ", ".join(
                 f"{name} {dollars(cost, 4)}" for name, cost in by_service.items() if abs(cost) >= 0.00005
             )
@@ -1095,7 +1113,9 @@ def report(
             "bill": extra_bill.to_dict(),
         }
     warm_share = Settings(**{**settings.__dict__, "cold_share": Decimal(0)})
-    warm_total = bill(month(sample, reference, warm_share).usage, PriceList.load(settings.prices)).total
+    warm_total = bill(
+        month(sample, reference, warm_share, profile).usage, PriceList.load(settings.prices)
+    ).total
     lines.append(f"With every cycle in a warm environment instead: {total_line(warm_total)}.")
     data["total_if_all_warm"] = str(warm_total)
     data["total"] = str(main_bill.total)
@@ -1154,7 +1174,13 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--destinations", type=int, default=16)
-    parser.add_argument("--no-extra", action="store_true", help="skip the run at one destination more")
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=8,
+        help="the cost of one destination more is measured over this many more (0: not measured; default 8,"
+        " as one destination more is within the noise of the cold starts)",
+    )
     parser.add_argument("--cycles", type=int, default=2, help="pairs of cycles sampled (one cold, one warm)")
     parser.add_argument("--latency-ms", type=float, default=300.0, help="the Stripe stand-in's latency")
     parser.add_argument("--channel", choices=("webhook", "eventbridge"), default="webhook")
@@ -1167,12 +1193,12 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     )
     parser.add_argument("--out", type=Path, help="JSON result file (default: bench/results/cost-<time>.json)")
     args = parser.parse_args(argv)
-    if args.cycles < 1 or args.destinations < 1 or not 0 <= args.cold_share <= 1:
-        parser.error("--cycles and --destinations must be at least 1, --cold-share between 0 and 1")
+    if args.cycles < 1 or args.destinations < 1 or args.step < 0 or not 0 <= args.cold_share <= 1:
+        parser.error("--cycles and --destinations at least 1, --step at least 0, --cold-share from 0 to 1")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Settings(
         destinations=args.destinations,
-        extra=not args.no_extra,
+        step=args.step,
         cycles=args.cycles,
         latency_ms=args.latency_ms,
         channel=args.channel,
@@ -1189,14 +1215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = Reference.load()
     prices = PriceList.load(settings.prices)
     print(f"measuring {settings.destinations} destinations ...", flush=True)
-    sample, measured = measure(reference, settings, settings.destinations)
-    main_bill = bill(measured.usage, prices)
-    extra = None
-    if settings.extra:
-        print(f"measuring {settings.destinations + 1} destinations ...", flush=True)
-        extra_sample, extra_month = measure(reference, settings, settings.destinations + 1)
-        extra = (extra_sample, extra_month, bill(extra_month.usage, prices))
-    text, data = report(reference, settings, (sample, measured), main_bill, extra, time.monotonic() - started)
+    samples = [measure(reference, settings, settings.destinations)]
+    if settings.step:
+        print(f"measuring {settings.destinations + settings.step} destinations ...", flush=True)
+        samples.append(measure(reference, settings, settings.destinations + settings.step))
+    profile = ColdProfile.of(samples, reference)
+    months = [month(sample, reference, settings, profile) for sample in samples]
+    bills = [bill(measured.usage, prices) for measured in months]
+    main_bill = bills[0]
+    extra = (samples[1], months[1], bills[1]) if settings.step else None
+    text, data = report(
+        reference, settings, profile, (samples[0], months[0]), main_bill, extra, time.monotonic() - started
+    )
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     settings.out.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print()
