@@ -249,3 +249,91 @@ def test_a_metric_is_billed_for_every_hour_one_of_its_cycles_emits_it():
     assert hourly_share(Decimal(1), 6) == 1
     assert hourly_share(Decimal(0), 6) == 0
     assert hourly_share(Decimal("0.5"), 6) == Decimal(63) / 64
+
+
+# ------------------------------------------------------------------------------- the measurement itself
+
+
+@pytest.mark.integration
+def test_a_sampled_month_counts_every_invocation_receipt_and_metric(tmp_path: Path) -> None:
+    from bench.cost import ColdProfile, Reference, cycle_metrics, measure, month, parse_args
+
+    reference = Reference.load()
+    settings = parse_args(
+        ["--destinations", "2", "--cycles", "1", "--step", "0", "--out", str(tmp_path / "c.json")]
+    )
+
+    sample = measure(reference, settings, 2)
+    measured = month(sample, reference, settings, ColdProfile.of([sample], reference))
+
+    runs = Decimal(30 * 24 * 60) / reference.schedule_minutes
+    usage = measured.usage
+    assert [len(c.invocations) for c in sample.cycles] == [3, 3]  # a scheduled run and two receipts each
+    assert usage.scheduler_invocations == runs
+    assert usage.api_requests == 2 * runs  # the two webhooks, forwarded through the API
+    assert usage.lambda_requests == 3 * runs
+    assert usage.secrets == 2  # the Stripe key and the signing secrets
+    assert usage.dynamodb_write_units > 0 and usage.dynamodb_read_units > 0 and usage.logs_ingested_gb > 0
+    # What the functions' own processes printed is what is counted (whatever metrics the handlers emit).
+    for cycle in sample.cycles:
+        metrics = cycle_metrics(cycle, reference)
+        names = [
+            {m.name for m in metrics if dict(m.dimensions).get("destination_id") == d}
+            for d in ("ed_test_61Cost0000Destination", "ed_test_61Cost0001Destination")
+        ]
+        assert names[0] == names[1]
+    # Every metric is emitted by every cycle, every cycle cold: each is billed for the whole month.
+    assert usage.custom_metrics == len(measured.metrics) == len(cycle_metrics(sample.cycles[0], reference))
+
+
+FAKE_HANDLER = """
+import json, logging, sys
+from datetime import datetime, timedelta
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS, ExpirableValue
+
+logger = Logger(service="fake")
+print("printed at import")
+
+
+class Cached:
+    store = {"key": ExpirableValue("value", datetime.now() + timedelta(seconds=300))}
+
+
+DEFAULT_PROVIDERS["secrets"] = Cached()
+
+
+def handler(event, context):
+    logger.info("a Powertools log line")
+    print(json.dumps({"_aws": {"Timestamp": 0, "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [[]],
+          "Metrics": [{"Name": "M"}]}]}, "M": 1}))
+    sys.stderr.write("written to stderr\\n")
+    logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
+    return {"cached": Cached.store["key"].ttl >= datetime.now(), "request": context.aws_request_id}
+"""
+
+
+def test_a_worker_hands_back_everything_its_handler_writes_and_ages_its_caches(tmp_path: Path) -> None:
+    from bench.cost import FunctionSpec, Worker
+
+    (tmp_path / "fake.py").write_text(FAKE_HANDLER)
+    spec = FunctionSpec("Fake", tmp_path, "fake", "handler", 512, 10, "arm64", True, {})
+    worker = Worker(
+        spec, {"PYTHONPATH": str(tmp_path), "AWS_LAMBDA_LOG_LEVEL": "INFO", "PATH": "/usr/bin:/bin"}
+    )
+    try:
+        first = worker.invoke({}, "request-1", "Root=1-0-0;Sampled=1")
+        aged = worker.advance(600)
+        second = worker.invoke({}, "request-2", "Root=1-0-1;Sampled=1")
+    finally:
+        worker.stop()
+
+    assert "printed at import" in worker.init_log and worker.init_ms > 0
+    lines = first["log"].splitlines()
+    assert any('"a Powertools log line"' in line for line in lines)
+    assert distinct_metrics(first["log"]) == {Metric("N", "M", ())}
+    assert "written to stderr" in lines
+    found = [json.loads(line) for line in lines if "Found credentials" in line]
+    assert found == [found[0] | {"level": "INFO", "logger": "botocore.credentials", "requestId": "request-1"}]
+    assert first["answer"] == {"cached": True, "request": "request-1"}
+    assert aged == 1 and second["answer"] == {"cached": False, "request": "request-2"}  # 10 minutes later
