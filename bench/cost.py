@@ -173,9 +173,21 @@ class Reference:
             ),
             dashboards=counted["AWS::CloudWatch::Dashboard"],
             ssm_parameters=counted["AWS::SSM::Parameter"],
-            log_retention_days=int(parameters.get("LogRetentionDays", "0") or 0),
+            # The longest retention of the stack's log groups (0: kept for ever).
+            log_retention_days=max(
+                (
+                    int(resolver.value(r["Properties"].get("RetentionInDays", 0)))
+                    for r in resources.values()
+                    if r["Type"] == "AWS::Logs::LogGroup" and resolver.exists(r)
+                ),
+                default=0,
+            ),
             result_retention_days=int(
-                resolver.value(globals_variables["Variables"]["RESULT_RETENTION_DAYS"])
+                next(
+                    resolver.value(f.variables["RESULT_RETENTION_DAYS"])
+                    for f in functions.values()
+                    if "RESULT_RETENTION_DAYS" in f.variables
+                )
             ),
             pitr=bool(
                 table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
@@ -928,6 +940,7 @@ def month(sample: Sample, reference: Reference, settings: Settings, profile: Col
         ]
     ).encode()
     ratio = Decimal(len(gzip.compress(text))) / Decimal(max(len(text), 1))
+    # Logs kept for ever (no retention) grow by a month's every month: the first month's is shown.
     retention = Decimal(reference.log_retention_days or settings.days)
     usage = MonthlyUsage(
         architecture=next(iter(reference.functions.values())).architecture,
