@@ -273,6 +273,7 @@ class Invocation:
     answer: Any
     offset_s: float  # from the start of its cycle
     aws: tuple[int, int]  # the fault proxy's log, from index to index
+    via_api: bool = False  # a request to the API (traced there when the API's tracing is on)
 
     @property
     def billed_ms(self) -> int:
@@ -625,6 +626,7 @@ class Simulation:
         for arrived, event, function in self.arrivals.take():
             offset = arrived - started
             receipt = self.invoke(function or "ReceiptFunction", event, offset=offset)
+            receipt.via_api = function is not None
             cycle.invocations.append(receipt)
             if function is None:
                 cycle.partner_events += 1
@@ -829,10 +831,9 @@ def cycle_quantities(
     traces = Decimal(0)
     for name, spec in reference.functions.items():
         # One trace per request at its entry point, sampled there: the API (TracingEnabled) or Lambda.
-        offsets = [i.offset_s for i in cycle.invocations if i.function == name]
-        through_api = bool(cycle.api_requests) and name != "PingFunction"
-        if spec.tracing or (reference.api_tracing and through_api):
-            traces += sampled_traces(offsets)
+        mine = [i for i in cycle.invocations if i.function == name]
+        if spec.tracing or (reference.api_tracing and any(i.via_api for i in mine)):
+            traces += sampled_traces(i.offset_s for i in mine)
     return quantities | {
         "log_events:api": Decimal(len(cycle.api_requests)),
         "log_bytes:api": Decimal(api_bytes),
