@@ -266,7 +266,7 @@ def test_a_ping_never_delivered_is_lost_at_the_sweep_and_counts_as_a_failure(
     assert state["health"] == "down"
     assert "not delivered within 1 s" in state["health_reason"]
     down = next(m for m in alerts.messages() if "is DOWN" in m["Subject"])
-    assert down["Message"].count("not delivered within 1 s") == 1  # said once: why, and not again as the error
+    assert down["Message"].count("not delivered within 1 s") == 1  # once, not also as the error
     assert f"https://api.example/v1/destinations/{PROBE}/pings" in down["Message"]
 
 
