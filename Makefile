@@ -18,7 +18,7 @@ export SAM_CLI_TELEMETRY := 0
 PIP_NOISE := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 STEP = @printf '\n==> %s\n' 
 
-.PHONY: help local serve test lint typecheck build validate deploy bench sam-local clean
+.PHONY: help local serve test lint typecheck build validate deploy bench sam-local clean cost
 
 ## List the targets (this text).
 help:
@@ -87,6 +87,11 @@ deploy: $(VENV)/.installed $(TOOLS)/.installed
 ## Cold start, warm ping and fan-out of the built function beside two peers (under 2 min).
 bench: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## What the monitor costs a month, counted on the stand-ins (about 2 min; docs/cost.md).
+cost: $(VENV)/.installed
+	@echo "Counting a month of the reference deployment (16 destinations, every 10 minutes) ..."
+	$(PY) -m bench.cost $(COST_ARGS)
 
 ## Only the sam local tests: invoke and start-api in Docker (docs/sam-local.md).
 sam-local: $(VENV)/.installed $(TOOLS)/.installed

@@ -149,7 +149,7 @@ class Reference:
                 memory_mb=int(resolver.value(props.get("MemorySize", 128))),
                 timeout_s=int(resolver.value(props.get("Timeout", 3))),
                 architecture=resolver.value(architectures[0]),
-                tracing=props.get("Tracing") == "Active",
+                tracing=resolver.value(props.get("Tracing", "PassThrough")) == "Active",
                 variables=dict(globals_variables.get("Variables", {}))
                 | dict(props.get("Environment", {}).get("Variables", {})),
             )
@@ -192,8 +192,10 @@ class Reference:
             pitr=bool(
                 table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
             ),
-            api_detailed_metrics=any(s.get("MetricsEnabled") for s in api.get("MethodSettings", [])),
-            api_tracing=bool(api.get("TracingEnabled")),
+            api_detailed_metrics=any(
+                resolver.flag(s.get("MetricsEnabled")) for s in api.get("MethodSettings", [])
+            ),
+            api_tracing=resolver.flag(api.get("TracingEnabled")),
             access_log_format=str(api.get("AccessLogSetting", {}).get("Format", "")),
         )
 
@@ -205,11 +207,21 @@ class Resolver:
         self.parameters = parameters
         self.conditions: dict[str, Any] = template.get("Conditions", {})
 
+    def flag(self, value: Any) -> bool:
+        """A boolean property, maybe conditional (``!If [Condition, true, false]``)."""
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return self.flag(when_true if self.condition({"Condition": condition}) else when_false)
+        return bool(value)
+
     def value(self, value: Any) -> str:
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value)
         if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in self.parameters:
             return self.parameters[value["Ref"]]
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            condition, when_true, when_false = value["Fn::If"]
+            return self.value(when_true if self.condition({"Condition": condition}) else when_false)
         raise UnresolvedError(f"cannot resolve {value!r} from the parameters' defaults")
 
     def condition(self, expression: Any) -> bool:

@@ -25,7 +25,7 @@ from bench.usage import (
     sampled_traces,
     write_units,
 )
-from tests.conftest import Deployment, emf_metrics
+from tests.conftest import Deployment, emf_metrics, reset_caches
 from tests.support import schedule_event
 from tools.standins.aws import AwsStandIn
 
@@ -138,8 +138,10 @@ def test_each_dimension_set_is_a_metric_of_its_own_and_repeats_are_one():
 
 @pytest.mark.integration
 def test_the_metric_counter_counts_what_a_scheduled_run_emits(
-    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PER_DESTINATION_METRICS", "true")  # the most the handlers can emit
+    reset_caches()
     destinations = [f"ed_test_61CostMetric{n:04d}" for n in range(3)]
     for destination_id in destinations:
         deployment.stripe.add_destination(destination_id)

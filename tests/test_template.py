@@ -299,7 +299,7 @@ def test_api_stage_is_throttled_regional_access_logged_and_traced_on_request(
     assert props["TracingEnabled"] == {"Fn::If": ["TracingOn", True, False]}
     assert props["EndpointConfiguration"]["Type"] == "REGIONAL"
     assert all(s["ThrottlingBurstLimit"] > 0 and s["ThrottlingRateLimit"] > 0 for s in settings)
-    assert all(s["MetricsEnabled"] is True for s in settings)
+    assert all(s["MetricsEnabled"] is False for s in settings)  # detailed metrics cost $0.30 each
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
     assert props["AccessLogSetting"]["Format"].startswith("{")
 
@@ -523,7 +523,7 @@ def test_stateful_resources_survive_stack_deletion_and_replacement(resources: di
 def test_queues_are_encrypted_and_keep_messages_14_days(resources: dict[str, Any]) -> None:
     queues = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
 
-    assert set(queues) == {"PingFailureQueue", "ScheduleDeadLetterQueue"}
+    assert set(queues) == {"DeadLetterQueue"}
     for name, props in queues.items():
         assert props["SqsManagedSseEnabled"] is True, name
         assert props["MessageRetentionPeriod"] == FOURTEEN_DAYS_S, name
@@ -582,8 +582,7 @@ def test_outputs_give_the_api_url_table_function_and_queues(template: dict[str, 
         "ApiUrl",
         "ResultsTableName",
         "PingFunctionArn",
-        "PingFailureQueueUrl",
-        "ScheduleDeadLetterQueueUrl",
+        "DeadLetterQueueUrl",
     } <= set(outputs)
     assert outputs["ApiUrl"]["Value"] == {
         "Fn::Sub": "https://${MonitorApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"
@@ -595,35 +594,32 @@ def test_outputs_give_the_api_url_table_function_and_queues(template: dict[str, 
 ALARMED_METRICS = {
     ("StripeDestinationMonitor", "LostPings"),
     ("StripeDestinationMonitor", "CheckFailed"),
-    ("StripeDestinationMonitor", "CheckSucceeded"),
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     ("AWS/Lambda", "Errors"),
-    ("AWS/Lambda", "Throttles"),
 }
 
 
-def test_alarms_cover_failures_silence_dead_letters_errors_and_throttles(resources: dict[str, Any]) -> None:
+def test_alarms_cover_failures_silence_lost_pings_dead_letters_and_errors(resources: dict[str, Any]) -> None:
     alarms = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 
     assert {(a["Namespace"], a["MetricName"]) for a in alarms.values()} == ALARMED_METRICS
     assert all(a["AlarmActions"] == [{"Ref": "AlertTopic"}] for a in alarms.values())
-    no_success = alarms["NoSuccessfulCheckAlarm"]
-    assert no_success["TreatMissingData"] == "breaching"  # a stopped schedule alarms
+    # The checks emit one custom metric, CheckFailed (1 or 0 each): failures sum it; a period without a
+    # success has a minimum of 1, or no data at all (a stopped schedule), and both alarm.
+    failing, no_success = alarms["FailingChecksAlarm"], alarms["NoSuccessfulCheckAlarm"]
+    assert (failing["MetricName"], failing["Statistic"]) == ("CheckFailed", "Sum")
+    assert (no_success["MetricName"], no_success["Statistic"]) == ("CheckFailed", "Minimum")
+    assert (no_success["Threshold"], no_success["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert no_success["TreatMissingData"] == "breaching"
     assert no_success["EvaluationPeriods"] == {"Ref": "NoSuccessPeriods"}
     queues = {
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values() if a["Namespace"] == "AWS/SQS"
     }
-    assert queues == {"PingFailureQueue", "ScheduleDeadLetterQueue"}
+    assert queues == {"DeadLetterQueue"}
     functions = {
-        (a["MetricName"], a["Dimensions"][0]["Value"]["Ref"])
-        for a in alarms.values()
-        if a["Namespace"] == "AWS/Lambda"
+        a["Dimensions"][0]["Value"]["Ref"] for a in alarms.values() if a["Namespace"] == "AWS/Lambda"
     }
-    assert functions == {
-        (metric, function)
-        for metric in ("Errors", "Throttles")
-        for function in ("PingFunction", "ReceiptFunction")
-    }
+    assert functions == {"PingFunction", "ReceiptFunction"}
 
 
 def test_the_alert_topic_is_encrypted_published_to_and_optionally_mailed(
@@ -643,8 +639,7 @@ def test_the_dashboard_shows_latency_outcomes_health_and_queue_depth(resources: 
     body = resources["MonitorDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     rendered = json.loads(
         body.replace("${AWS::Region}", "us-east-1")
-        .replace("${PingFailureQueue.QueueName}", "q1")
-        .replace("${ScheduleDeadLetterQueue.QueueName}", "q2")
+        .replace("${DeadLetterQueue.QueueName}", "q1")
         .replace("${PingFunctionLogGroup}", "ping-logs")
         .replace("${ReceiptFunctionLogGroup}", "receipt-logs")
     )
@@ -742,3 +737,16 @@ def test_tracing_is_one_parameter_for_both_functions_and_the_api_off_by_default(
         assert each["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
             "Fn::If": ["TracingOn", "false", "true"]
         }
+
+
+def test_the_dashboard_is_opt_in_and_its_per_destination_views_are_saved_queries_anyway(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["Dashboard"]["Default"] == "false"  # $3 a month beyond 3 free
+    assert resources["MonitorDashboard"]["Condition"] == "HasDashboard"
+    assert template["Outputs"]["DashboardName"]["Condition"] == "HasDashboard"
+    queries = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::QueryDefinition"]
+    # One saved query a view, over the log lines the code writes (as the dashboard's log widgets).
+    for message in ("check recorded", "delivery recorded", "health changed"):
+        [query] = [q for q in queries if f"filter message = '{message}'" in q["QueryString"]]
+        assert {"Ref": "PingFunctionLogGroup"} in query["LogGroupNames"]

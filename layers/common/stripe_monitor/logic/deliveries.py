@@ -173,8 +173,10 @@ class Deliveries:
         return lost
 
     def _note_receipt(self, destination_id: str, receipt: dict[str, Any]) -> None:
-        """A receipt for one of the monitor's own pings: the destination expects the next ones too."""
-        self.table.states.note_receipt(destination_id, receipt["channel"], receipt["received_at"])
+        """A receipt for one of the monitor's own pings: the destination expects the next ones too. (Not
+        written for a configured destination, which expects them anyway: a write less a receipt.)"""
+        if destination_id not in self.configured():
+            self.table.states.note_receipt(destination_id, receipt["channel"], receipt["received_at"])
 
     def _apply(self, destination_id: str, pinged_at: str, receipt: dict[str, Any]) -> dict[str, Any] | None:
         """Mark one check delivered (or late) from its event's first arrival; None when the check is gone.

@@ -1,5 +1,6 @@
-"""What the monitor counts: one log line per check and per delivery, which the dashboard's per-destination
-views query (CloudWatch Logs Insights), and the few custom metrics (EMF) the alarms need, fleet-wide.
+"""What the monitor counts: one log line per check and per delivery, which the per-destination views query
+(CloudWatch Logs Insights), and the two custom metrics (EMF) the alarms need, fleet-wide: CheckFailed and
+LostPings.
 Per-destination metrics cost $0.30 a month each, seven per destination: they are opt-in
 (``PerDestinationMetrics``, docs/cost.md). Called on the invocation's thread only: Powertools Metrics is
 not thread-safe."""
@@ -17,9 +18,10 @@ def report_check(record: CheckRecord, health: Health | None, *, per_destination:
     logger.info("check recorded", check=record.to_dict(), health=health)
     succeeded = record.outcome is Outcome.OK
     failed = record.outcome not in (Outcome.OK, Outcome.DISABLED)
-    # One value per check: the alarms sum them (FailingChecksAlarm, NoSuccessfulCheckAlarm).
-    metrics.add_metric(name="CheckSucceeded", unit=MetricUnit.Count, value=int(succeeded))
-    metrics.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
+    if record.outcome is not Outcome.DISABLED:
+        # A 1 or a 0 per check, so one metric serves both alarms: FailingChecksAlarm sums the failures,
+        # NoSuccessfulCheckAlarm's minimum is 0 while any check succeeds (a disabled one is neither).
+        metrics.add_metric(name="CheckFailed", unit=MetricUnit.Count, value=int(failed))
     if not per_destination:
         return
     destination = _per_destination(record.destination_id)

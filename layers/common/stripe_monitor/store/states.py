@@ -17,6 +17,14 @@ from stripe_monitor.store.dynamo import (
     without_none,
 )
 
+# What the state keeps of its last check (the check item has it all): what health, the list of destinations
+# and alerts read. A state is written at every check, and DynamoDB bills each started KB of the item.
+_LAST_CHECK_FIELDS = (
+    "destination_id", "pinged_at", "outcome", "trigger", "http_status", "attempts", "latency_ms",
+    "error_code", "error_message", "destination_status", "disabled_reason", "destination_type",
+    "event_source_status", "delivery_status",
+)  # fmt: skip
+
 
 class StateItems:
     def __init__(self, client: Any, table_name: str) -> None:
@@ -66,7 +74,8 @@ class StateItems:
             "version = :next",
         ]
         if state.last_check is not None:
-            values |= {":check": without_none(state.last_check.to_dict()), ":at": state.last_check.pinged_at}
+            check = {name: getattr(state.last_check, name) for name in _LAST_CHECK_FIELDS}
+            values |= {":check": without_none(check), ":at": state.last_check.pinged_at}
             sets += ["last_check = :check", "last_checked_at = :at"]
         if state.removed_at is not None:
             values[":removed"] = state.removed_at
