@@ -18,7 +18,8 @@ export SAM_CLI_TELEMETRY := 0
 PIP_NOISE := { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 STEP = @printf '\n==> %s\n' 
 
-.PHONY: help local serve test lint typecheck build validate deploy bench sam-local clean cost
+.PHONY: help local serve test lint typecheck build validate deploy bench sam-local clean cost fuzz
+FUZZ_SCALE ?= 14
 
 ## List the targets (this text).
 help:
@@ -87,6 +88,12 @@ deploy: $(VENV)/.installed $(TOOLS)/.installed
 ## Cold start, warm ping and fan-out of the built function beside two peers (under 2 min).
 bench: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## The hostile-input properties with 14x their examples (over 20,000 in all; about 10 min). Not in CI.
+fuzz: $(VENV)/.installed
+	@echo "Fuzzing every entry point with hypothesis (FUZZ_SCALE=$(FUZZ_SCALE)) ..."
+	FUZZ_SCALE=$(FUZZ_SCALE) $(PY) -m pytest -q -p no:cacheprovider tests/reliability/test_hostile_input.py \
+		--hypothesis-show-statistics
 
 ## What the monitor costs a month, counted on the stand-ins (about 2 min; docs/cost.md).
 cost: $(VENV)/.installed
