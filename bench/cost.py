@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -51,7 +51,6 @@ from typing import Any, Literal
 
 from bench.cost_model import GIB, Bill, MonthlyUsage, PriceList, bill, dollars, table, total_line
 from bench.dynamodb_replay import PREFIX, Replayer, TableSize, Units
-from bench.run import UdpSink
 from bench.usage import (
     LOG_EVENT_OVERHEAD_BYTES,
     Arrival,
@@ -62,6 +61,7 @@ from bench.usage import (
     log_events,
     sampled_traces,
 )
+from bench.xray_sink import UdpSink
 from tools.standins.api_gateway import LocalApiGateway, template_routes
 from tools.standins.aws import FAKE_CREDENTIALS, REGION, AwsStandIn
 from tools.standins.aws_faults import AwsFaultProxy, ProxyRecord
@@ -492,7 +492,7 @@ class Simulation:
             self.gateway = stack.enter_context(
                 LocalApiGateway(template_routes(handlers, self.reference.template))
             )
-            self.sink = stack.enter_context(_udp_sink())
+            self.sink = stack.enter_context(closing(UdpSink()))
             stack.callback(self._stop_workers)
             self._create_resources()
             yield self
@@ -706,15 +706,6 @@ class Simulation:
                 cycle.table = replayer.table_size(self.table_name)
                 cycle.units = sum(units[cycle.aws[0] : cycle.aws[1]], Units())
         return units
-
-
-@contextmanager
-def _udp_sink() -> Iterator[UdpSink]:
-    sink = UdpSink()
-    try:
-        yield sink
-    finally:
-        sink.close()
 
 
 # ------------------------------------------------------------------------------------------- a month

@@ -26,23 +26,22 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from typing import Any
 
+from bench.xray_sink import UdpSink
 from tools.standins.aws import FAKE_CREDENTIALS, REGION, AwsStandIn
 from tools.standins.stripe import StripeStandIn
 from tools.standins.template import load_template
@@ -224,36 +223,6 @@ def machine() -> dict[str, Any]:
         "commit": commit + ("+dirty" if dirty else ""),
         "load_average_before": os.getloadavg(),
     }
-
-
-class UdpSink:
-    """Where the X-Ray SDK sends trace segments (the X-Ray daemon's job on Lambda): counts them."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.settimeout(0.2)
-        self.datagrams = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="xray-sink", daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.socket.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.socket.recv(65536)
-            except TimeoutError:
-                continue
-            self.datagrams += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.socket.close()
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -714,16 +683,13 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
 def stand_ins() -> Iterator[tuple[StripeStandIn, AwsStandIn, UdpSink, Path]]:
     """The Stripe stand-in, moto's server, the X-Ray sink and a work directory, all gone afterwards."""
     os.environ.update({**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": REGION})
-    sink = UdpSink()
-    try:
-        with (
-            StripeStandIn(api_key=STRIPE_KEY) as stripe,
-            AwsStandIn(own_process=True) as aws,
-            tempfile.TemporaryDirectory(prefix="stripe-monitor-bench-") as workdir,
-        ):
-            yield stripe, aws, sink, Path(workdir)
-    finally:
-        sink.close()
+    with (
+        closing(UdpSink()) as sink,
+        StripeStandIn(api_key=STRIPE_KEY) as stripe,
+        AwsStandIn(own_process=True) as aws,
+        tempfile.TemporaryDirectory(prefix="stripe-monitor-bench-") as workdir,
+    ):
+        yield stripe, aws, sink, Path(workdir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
