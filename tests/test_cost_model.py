@@ -258,7 +258,10 @@ def test_a_metric_is_billed_for_every_hour_one_of_its_cycles_emits_it():
 
 @pytest.mark.integration
 def test_a_sampled_month_counts_every_invocation_receipt_and_metric(tmp_path: Path) -> None:
-    from bench.cost import ColdProfile, Reference, cycle_metrics, measure, month, parse_args
+    from bench.cost import measure, parse_args
+    from bench.cost_cycle import ColdProfile, cycle_metrics
+    from bench.cost_month import month
+    from bench.cost_reference import Reference
 
     reference = Reference.load()
     settings = parse_args(
@@ -316,7 +319,8 @@ def handler(event, context):
 
 
 def test_a_worker_hands_back_everything_its_handler_writes_and_ages_its_caches(tmp_path: Path) -> None:
-    from bench.cost import FunctionSpec, Worker
+    from bench.cost_reference import FunctionSpec
+    from bench.cost_worker import Worker
 
     (tmp_path / "fake.py").write_text(FAKE_HANDLER)
     spec = FunctionSpec("Fake", tmp_path, "fake", "handler", 512, 10, "arm64", True, {})
