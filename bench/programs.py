@@ -102,9 +102,10 @@ class Bench:
                 common
                 | {
                     "ALERT_TOPIC_ARN": topic,
-                    # The template's defaults, which the fan-out's bound is made of.
+                    # The template's defaults: the fan-out's bound is made of the first two.
                     "CHECK_WORKERS": str(settings.workers),
                     "STRIPE_REQUESTS_PER_SECOND": f"{settings.rate:g}",
+                    "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing else "true",
                 },
             ),
             # boto3 from the runtime, before the layer's own copy; Powertools and pydantic from the layer.

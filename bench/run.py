@@ -75,6 +75,12 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         default=float(template_default("StripeRequestsPerSecond")),
         help="STRIPE_REQUESTS_PER_SECOND (default: the template's StripeRequestsPerSecond)",
     )
+    parser.add_argument(
+        "--tracing",
+        choices=("Active", "PassThrough"),
+        default=template_default("Tracing"),
+        help="the functions' tracing (default: the template's Tracing)",
+    )
     parser.add_argument("--fanout-runs", type=int, default=3, help="warm scheduled runs of ours (median)")
     parser.add_argument("--peer-fanout-runs", type=int, default=1, help="warm scheduled runs of the peer")
     parser.add_argument("--quick", action="store_true", help="3 cold runs, 30 warm pings, 1 fan-out run")
@@ -94,6 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         fanout_latency_ms=args.fanout_latency_ms,
         workers=args.workers,
         rate=args.rate,
+        tracing=args.tracing == "Active",
         fanout_runs=args.fanout_runs,
         peer_fanout_runs=args.peer_fanout_runs,
         out=(args.out or RESULTS / f"bench-{stamp}.json").resolve(),

@@ -115,6 +115,8 @@ def table(report: dict[str, Any]) -> str:
         "",
         f"fan-out: CHECK_WORKERS {fan['workers']}, STRIPE_REQUESTS_PER_SECOND {fan['rate']:g} (by default the"
         f" template's CheckWorkers and StripeRequestsPerSecond); its bound {bound}",
+        f"ours: X-Ray tracing {'on' if report['settings']['tracing'] else 'off'} (by default the template's"
+        " Tracing)",
         f"layer {size['layer_unzipped_mib']:.1f} MiB unzipped ({size['layer_zipped_mib']:.1f} MiB zipped, "
         f"{size['layer_pyc_files']} .pyc); function {size['function_unzipped_kib']:.0f} KiB unzipped "
         f"({size['function_zipped_kib']:.0f} KiB zipped)",

@@ -20,6 +20,7 @@ class Settings:
     fanout_latency_ms: float
     workers: int
     rate: float
+    tracing: bool  # the functions' X-Ray tracing (the template's Tracing: Active)
     fanout_runs: int
     peer_fanout_runs: int
     out: Path
