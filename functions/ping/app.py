@@ -16,7 +16,7 @@ from pydantic import field_validator
 from stripe_monitor.errors import InvalidInputError, error_body, invalid_event
 from stripe_monitor.model.check import Trigger
 from stripe_monitor.model.ids import validate_idempotency_key
-from stripe_monitor.model.untrusted import BoundedDatetime
+from stripe_monitor.model.untrusted import BoundedDatetime, is_api_request
 from stripe_monitor.observability import logger, metrics, tracer
 from stripe_monitor.wiring import ping_services
 
@@ -98,7 +98,7 @@ def api() -> "APIGatewayRestResolver":
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if isinstance(event, dict) and "httpMethod" in event:
+    if is_api_request(event):
         return api().resolve(event, context)
     try:
         if isinstance(event, dict) and "scheduled_time" in event:

@@ -25,7 +25,7 @@ from stripe_monitor.errors import (
 from stripe_monitor.http_api import create_resolver, json_response, parse_body
 from stripe_monitor.model.ids import is_event_id, validate_destination_id
 from stripe_monitor.model.receipt import Channel, Receipt
-from stripe_monitor.model.untrusted import BoundedDatetime, loads_json
+from stripe_monitor.model.untrusted import BoundedDatetime, is_api_request, loads_json
 from stripe_monitor.observability import logger, metrics, tracer
 from stripe_monitor.stripe.models import PING_EVENT_TYPE, Event, PingEvent
 from stripe_monitor.wiring import receipt_services
@@ -155,7 +155,7 @@ def api() -> APIGatewayRestResolver:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if isinstance(event, dict) and "httpMethod" in event:
+    if is_api_request(event):
         return api().resolve(event, context)
     try:
         return eventbridge_receipt(event)

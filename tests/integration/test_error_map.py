@@ -31,6 +31,17 @@ def test_an_unexpected_error_in_a_route_is_a_logged_500_with_the_request_id(depl
     assert logged.exc_info is not None and "a bug" in str(logged.exc_info[1])
 
 
+def test_a_bug_on_a_request_without_a_request_id_is_still_a_500(deployment, monkeypatch):
+    monkeypatch.setattr(Queries, "destinations", lambda self: 1 / 0)
+    event = api_event("GET", "/destinations")
+    del event["requestContext"]["requestId"]
+
+    answer = deployment.invoke(event)
+
+    assert answer["statusCode"] == 500
+    assert json.loads(answer["body"])["request_id"] is None
+
+
 def test_the_receipt_function_answers_a_bug_the_same_way(deployment, monkeypatch):
     def broken(self: Deliveries, receipt: object) -> None:
         raise RuntimeError("a bug")

@@ -349,6 +349,36 @@ def test_an_event_of_any_shape_is_refused_without_an_exception(hostile, event):
     assert new_pings(hostile, pings_before) == []
 
 
+# Events invoked directly that look like API Gateway's, with fields of any type.
+API_PATHS = ["/destinations", f"/destinations/{KNOWN}/pings", "/webhooks/stripe", "/receipts"]
+api_shaped_events = st.builds(
+    lambda base, fields: base | fields,
+    st.fixed_dictionaries({
+        "httpMethod": st.one_of(st.sampled_from(["GET", "POST"]), json_values),
+        "path": st.one_of(st.sampled_from(API_PATHS), json_values),
+    }),
+    st.dictionaries(
+        st.sampled_from([
+            "resource", "headers", "multiValueHeaders", "queryStringParameters",
+            "multiValueQueryStringParameters", "pathParameters", "stageVariables", "body", "isBase64Encoded",
+            "requestContext",
+        ]),
+        st.one_of(json_values, st.dictionaries(st.text(max_size=5), json_values, max_size=3)),
+        max_size=5,
+    ),
+)  # fmt: skip
+
+
+@HOSTILE
+@given(event=api_shaped_events)
+def test_an_event_shaped_like_an_api_request_never_raises_or_gets_a_5xx(hostile, receiver, event):
+    for invoke in (hostile.invoke, receiver.invoke):
+        answer = invoke(event)
+
+        assert isinstance(answer, dict)
+        assert answer.get("statusCode", 200) < 500, answer
+
+
 def test_the_scheduled_time_of_today_is_accepted(scheduled_hostile):
     # The property above mostly sees absurd times; the usual one must keep working.
     now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)

@@ -59,7 +59,7 @@ def create_resolver(
     def answer_error(exc: Exception) -> Response[str]:
         answer = error_answer(exc)
         if answer is None:  # a bug: logged with its traceback, answered without a detail of it
-            request_id = app.current_event.request_context.request_id
+            request_id = (app.current_event.raw_event.get("requestContext") or {}).get("requestId")
             logger.exception("unexpected error", request_id=request_id)
             answer = 500, error_body("internal_error", "unexpected error", request_id=request_id)
         status, body = answer

@@ -81,3 +81,33 @@ def _in_range(value: datetime) -> datetime:
 
 # An aware datetime in range, as UTC.
 BoundedDatetime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+
+# What API Gateway's REST (payload 1.0) events hold, as it always sends them. Anything else invoked directly
+# that only looks like one would raise inside the event handler, before any route or error map runs.
+_API_TEXT = ("httpMethod", "path")
+_API_TEXT_MAPS = ("headers", "queryStringParameters", "pathParameters", "stageVariables")
+_API_LIST_MAPS = ("multiValueHeaders", "multiValueQueryStringParameters")
+
+
+def is_api_request(event: object) -> bool:
+    """Whether ``event`` has the shape of an API Gateway REST request (the fields the API reads)."""
+    if not isinstance(event, dict) or not all(isinstance(event.get(key), str) for key in _API_TEXT):
+        return False
+    maps_ok = all(_is_map_of(event.get(key), str) for key in _API_TEXT_MAPS) and all(
+        _is_map_of(event.get(key), list) for key in _API_LIST_MAPS
+    )
+    return (
+        maps_ok
+        and isinstance(event.get("body"), str | None)
+        and isinstance(event.get("isBase64Encoded", False), bool)
+        and isinstance(event.get("requestContext", {}), dict)
+    )
+
+
+def _is_map_of(value: object, kind: type) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, dict) or not all(isinstance(v, kind) for v in value.values()):
+        return False
+    return kind is not list or all(isinstance(item, str) for items in value.values() for item in items)
