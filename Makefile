@@ -89,7 +89,7 @@ deploy: $(VENV)/.installed $(TOOLS)/.installed
 bench: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-## The hostile-input properties with 14x their examples (over 20,000 in all; about 10 min). Not in CI.
+## The hostile-input properties with 14x their examples (about 24,000; 5 min). Not in CI.
 fuzz: $(VENV)/.installed
 	@echo "Fuzzing every entry point with hypothesis (FUZZ_SCALE=$(FUZZ_SCALE)) ..."
 	FUZZ_SCALE=$(FUZZ_SCALE) $(PY) -m pytest -q -p no:cacheprovider tests/reliability/test_hostile_input.py \

@@ -125,8 +125,8 @@ def test_every_environment_says_whether_it_schedules_and_a_first_deploy_monitors
 
 def test_make_deploy_passes_the_environment_and_the_switches_on():
     done = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "-o", ".venv-tools/.installed", "deploy", "ENV=prod",
-         "SCHEDULE=DISABLED", "GUIDED=0"],
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "-o", ".venv-tools/.installed",
+         "deploy", "ENV=prod", "SCHEDULE=DISABLED", "GUIDED=0"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
 

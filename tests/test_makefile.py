@@ -13,7 +13,7 @@ MAKEFILE = ROOT / "Makefile"
 
 def make(*args: str) -> str:
     done = subprocess.run(
-        ["make", "-o", ".venv/.installed", "-o", ".venv-tools/.installed", *args],
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "-o", ".venv-tools/.installed", *args],
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return done.stdout

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from stripe_monitor.stripe.signature import sign
+from stripe_monitor.wiring import ping_services
 from tests.conftest import Deployment, emf_metrics, reset_caches
 from tests.forwarding import (
     APPLICATION,
@@ -229,21 +230,41 @@ def test_a_destination_is_monitored_when_the_configuration_names_it(
     assert stack.ping(RULED)["delivery_status"] == expected
 
 
-def test_a_destination_no_longer_configured_stays_monitored_for_three_lost_after_periods_after_a_receipt(
+def test_a_destination_taken_out_of_the_configuration_is_no_longer_expected_to_deliver(stack):
+    _, delivery = stack.ping_and_capture()
+    assert stack.forward(delivery.body, delivery.signature).status == 200
+    stack.put_signing_secrets(json.dumps({NEIGHBOUR: [NEIGHBOUR_SECRET]}))
+    reset_caches()
+
+    # Its forwarded pings no longer verify without its secret: expecting them would turn each one lost.
+    assert stack.ping()["delivery_status"] == "unmonitored"
+
+
+def stored_last_receipt(destination_id: str) -> str:
+    """The destination's ``last_receipt_at`` as its state item holds it, once a receipt has noted it."""
+    give_up = time.monotonic() + 10
+    while (noted := ping_services().deliveries.table.states.get(destination_id).last_receipt_at) is None:
+        assert time.monotonic() < give_up, "no receipt was noted"
+        time.sleep(0.02)
+    return noted
+
+
+def test_a_destination_configured_nowhere_stays_monitored_for_three_lost_after_periods_after_its_receipt(
     stack, monkeypatch
 ):
     monkeypatch.setenv("LOST_AFTER_SECONDS", "1")  # the learned window: 3 s after the last receipt
     reset_caches()
-    record, delivery = stack.ping_and_capture()
-    assert stack.forward(delivery.body, delivery.signature).status == 200
-    received_at = stack.check(APPLICATION, record["pinged_at"])["delivered_at"]
-    stack.put_signing_secrets(json.dumps({NEIGHBOUR: [NEIGHBOUR_SECRET]}))
-    reset_caches()
+    probe = {"id": PROBE, "url": stack.webhook_url, "signing_secret": SHARED_SECRET}
+    stack.deployment.stripe.put_destination(probe)
+    stack.deployment.invoke(schedule_event())  # its scheduled check joins its event: the receipt is for it
+    received_at = stored_last_receipt(PROBE)
+    stack.deployment.stripe.put_destination(probe | {"delivery": "drop"})  # no receipt extends the window
+    reset_caches()  # the next checks in another execution environment, which reads the state as stored
 
-    within = stack.ping()
+    within = stack.ping(PROBE)
     window_ends = datetime.fromisoformat(received_at) + timedelta(seconds=3)
     time.sleep(max(0.0, (window_ends - datetime.now(UTC)).total_seconds() + 0.05))
-    after = stack.ping()
+    after = stack.ping(PROBE)
 
     assert within["delivery_status"] == "pending"  # a receipt came within the window: one is expected
     assert after["delivery_status"] == "unmonitored"  # the window passed: nothing is expected any more
@@ -285,10 +306,7 @@ def test_a_receipt_for_one_of_the_stacks_own_pings_makes_an_unconfigured_destina
     summary = stack.deployment.invoke(schedule_event())
     [first] = [c for c in summary["checks"] if c["destination_id"] == PROBE]
     assert first["delivery_status"] == "unmonitored"
-    give_up = time.monotonic() + 10
-    while "received_at" not in (stack.receipt_item(PROBE, first["event_id"]) or {}):
-        assert time.monotonic() < give_up, "the ping was not delivered to the stack"
-        time.sleep(0.02)
+    stored_last_receipt(PROBE)  # the receipt arrived and settled the check
     reset_caches()  # the next check in another execution environment, which reads the state as stored
 
     assert stack.ping(PROBE)["delivery_status"] == "pending"

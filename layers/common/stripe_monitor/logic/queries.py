@@ -43,12 +43,21 @@ class Queries:
         since = iso_ms(now - STATS_PERIOD)
         found = []
         for destination_id, state in sorted(self.table.states.load_all().items()):
-            channel = self.deliveries.receipt_channel(destination_id, state, now)
             checks = self.table.checks.since(destination_id, since)
             # The state holds its last check as it was stored; the check itself has what receipts or the
             # sweep learned of its delivery since.
             if checks and state.last_check and checks[0].pinged_at == state.last_check.pinged_at:
                 state = replace(state, last_check=checks[0])
+            # Receipts of a configured destination are not noted in its state (a write less per receipt):
+            # its checks say how and when the last one came.
+            received = max(
+                (c for c in checks if c.delivered_at), key=lambda c: c.delivered_at or "", default=None
+            )
+            if received and received.delivered_at and (state.last_receipt_at or "") < received.delivered_at:
+                state = replace(
+                    state, receipt_channel=received.delivery_channel, last_receipt_at=received.delivered_at
+                )
+            channel = self.deliveries.receipt_channel(destination_id, state, now)
             found.append(
                 state.to_api(now)
                 | {
