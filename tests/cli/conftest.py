@@ -33,7 +33,6 @@ def stack(aws: AwsStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSta
     settings = StackSettings(
         table_name=f"cli-{suffix}",
         secret_id=f"cli/{suffix}",
-        lost_after_seconds=1,
         not_allowed={NO_INVOKE["AWS_ACCESS_KEY_ID"]: NO_INVOKE["AWS_SECRET_ACCESS_KEY"]},
     )
     with LocalStack(settings, aws=aws) as running:

@@ -231,13 +231,16 @@ def test_a_destination_is_monitored_when_the_configuration_names_it(
 
 
 def test_a_destination_taken_out_of_the_configuration_is_no_longer_expected_to_deliver(stack):
-    _, delivery = stack.ping_and_capture()
-    assert stack.forward(delivery.body, delivery.signature).status == 200
+    record, delivery = stack.ping_and_capture()
+    assert record["delivery_status"] == "pending"
+    assert stack.forward(delivery.body, delivery.signature).json()["status"] == "matched"
+    assert state_of(stack, APPLICATION)["receipt_channel"] == "application"
     stack.put_signing_secrets(json.dumps({NEIGHBOUR: [NEIGHBOUR_SECRET]}))
     reset_caches()
 
     # Its forwarded pings no longer verify without its secret: expecting them would turn each one lost.
     assert stack.ping()["delivery_status"] == "unmonitored"
+    assert state_of(stack, APPLICATION)["receipt_channel"] == "unmonitored"  # the view says the same
 
 
 def stored_last_receipt(destination_id: str) -> str:
@@ -252,7 +255,7 @@ def stored_last_receipt(destination_id: str) -> str:
 def test_a_destination_configured_nowhere_stays_monitored_for_three_lost_after_periods_after_its_receipt(
     stack, monkeypatch
 ):
-    monkeypatch.setenv("LOST_AFTER_SECONDS", "1")  # the learned window: 3 s after the last receipt
+    monkeypatch.setenv("LOST_AFTER_SECONDS", "2")  # the learned window: 6 s after the last receipt
     reset_caches()
     probe = {"id": PROBE, "url": stack.webhook_url, "signing_secret": SHARED_SECRET}
     stack.deployment.stripe.put_destination(probe)
@@ -262,7 +265,7 @@ def test_a_destination_configured_nowhere_stays_monitored_for_three_lost_after_p
     reset_caches()  # the next checks in another execution environment, which reads the state as stored
 
     within = stack.ping(PROBE)
-    window_ends = datetime.fromisoformat(received_at) + timedelta(seconds=3)
+    window_ends = datetime.fromisoformat(received_at) + timedelta(seconds=6)
     time.sleep(max(0.0, (window_ends - datetime.now(UTC)).total_seconds() + 0.05))
     after = stack.ping(PROBE)
 

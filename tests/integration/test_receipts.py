@@ -270,6 +270,23 @@ def test_a_ping_never_delivered_is_lost_at_the_sweep_and_counts_as_a_failure(
     assert f"https://api.example/v1/destinations/{PROBE}/pings" in down["Message"]
 
 
+def test_a_run_that_takes_longer_than_lost_after_does_not_declare_its_own_pings_lost(
+    deployment, receipts, monkeypatch
+):
+    slow = "ed_test_61SlowOtherDestination1"
+    deployment.stripe.add_destination(slow)
+    deployment.stripe.set_latency(slow, 1.5)  # the run ends over 1 s after PROBE's ping event was created
+    monkeypatch.setenv("LOST_AFTER_SECONDS", "1")
+    monkeypatch.setenv("DESTINATION_IDS", f"{PROBE},{slow}")
+    reset_caches()
+    deployment.stripe.put_destination({"id": PROBE, "delivery": "drop"})
+
+    summary = deployment.invoke(schedule_event())
+
+    assert summary["lost"] == []
+    assert [i["delivery_status"]["S"] for i in items_of(deployment, PROBE)] == ["pending"]
+
+
 def test_a_destination_without_a_receipt_channel_stays_unmonitored_not_lost(
     deployment, receipts, monkeypatch
 ):

@@ -20,6 +20,7 @@ from hypothesis import event as tally
 from hypothesis import strategies as st
 
 from stripe_monitor.model.ids import validate_destination_id
+from stripe_monitor.model.untrusted import is_api_request
 from stripe_monitor.stripe.models import PING_EVENT_TYPE
 from stripe_monitor.stripe.signature import sign
 from tests.conftest import FAKE_SIGNING_SECRET
@@ -376,7 +377,19 @@ def test_an_event_shaped_like_an_api_request_never_raises_or_gets_a_5xx(hostile,
         answer = invoke(event)
 
         assert isinstance(answer, dict)
+        assert ("statusCode" in answer) == is_api_request(event)  # only API Gateway's shape gets HTTP
         assert answer.get("statusCode", 200) < 500, answer
+
+
+def test_an_api_request_with_every_optional_field_null_is_answered(hostile, receiver):
+    nulls = dict.fromkeys(
+        ["headers", "multiValueHeaders", "queryStringParameters", "multiValueQueryStringParameters",
+         "pathParameters", "stageVariables", "body"]
+    )  # fmt: skip
+    event = api_event("GET", "/destinations") | nulls
+
+    assert hostile.invoke(event)["statusCode"] == 200
+    assert receiver.invoke(event)["statusCode"] == 404  # not one of its routes
 
 
 def test_the_scheduled_time_of_today_is_accepted(scheduled_hostile):

@@ -7,7 +7,7 @@ from typing import Any
 from stripe_monitor.logic.deliveries import Deliveries
 from stripe_monitor.logic.delivery_stats import delivery_stats
 from stripe_monitor.model.check import CheckRecord
-from stripe_monitor.model.destination import Transition
+from stripe_monitor.model.destination import DestinationState, Transition
 from stripe_monitor.model.ids import validate_destination_id
 from stripe_monitor.model.times import iso_ms, utc_now
 from stripe_monitor.store.results_table import ResultsTable
@@ -48,15 +48,8 @@ class Queries:
             # sweep learned of its delivery since.
             if checks and state.last_check and checks[0].pinged_at == state.last_check.pinged_at:
                 state = replace(state, last_check=checks[0])
-            # Receipts of a configured destination are not noted in its state (a write less per receipt):
-            # its checks say how and when the last one came.
-            received = max(
-                (c for c in checks if c.delivered_at), key=lambda c: c.delivered_at or "", default=None
-            )
-            if received and received.delivered_at and (state.last_receipt_at or "") < received.delivered_at:
-                state = replace(
-                    state, receipt_channel=received.delivery_channel, last_receipt_at=received.delivered_at
-                )
+            if destination_id in self.deliveries.configured():
+                state = _with_last_receipt(state, checks)
             channel = self.deliveries.receipt_channel(destination_id, state, now)
             found.append(
                 state.to_api(now)
@@ -74,3 +67,16 @@ class Queries:
         known = destination_id in self.configured
         state = self.table.states.set_mute(destination_id, iso_ms(until) if until else None, known=known)
         return state.to_api(utc_now())
+
+
+def _with_last_receipt(state: DestinationState, checks: list[CheckRecord]) -> DestinationState:
+    """A configured destination's receipts are not noted in its state (a write less per receipt): its
+    checks say how and when the last one came. (Not for any other: its state decides whether it is
+    monitored, and the pings read the state.)"""
+    arrivals = [(c.delivered_at, c.delivery_channel) for c in checks if c.delivered_at]
+    if not arrivals:
+        return state
+    at, channel = max(arrivals, key=lambda arrival: arrival[0])
+    if (state.last_receipt_at or "") >= at:
+        return state
+    return replace(state, last_receipt_at=at, receipt_channel=channel)

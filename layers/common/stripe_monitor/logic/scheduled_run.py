@@ -87,6 +87,7 @@ class ScheduledRun:
 
     def run(self, scheduled_time: datetime, *, deadline: float) -> ScheduleSummary:
         when = iso_ms(scheduled_time)
+        started = utc_now()
         configured = self.settings.destination_ids
         limiter = RateLimiter(self.settings.stripe_requests_per_second)
         try:
@@ -118,8 +119,8 @@ class ScheduledRun:
             outcomes, stored, transitions = self._check_and_store(todo, check, stored_states)
         states = reading_states.result()  # raises now if it failed: the checks are stored, Lambda retries
         discovered, discovery_error = listing.result() if listing else (None, None)
-        now = utc_now()
-        lost = self.deliveries.sweep(self.deliveries.expecting_receipts(states, now), now)
+        # Judged as at the run's start: however long the run takes, its own pings are not yet due.
+        lost = self.deliveries.sweep(self.deliveries.expecting_receipts(states, started), started)
         if discovered is not None and not configured:
             for state in plan.removed(states, discovered):
                 if removal := self.health.remove(state, when):
