@@ -13,7 +13,6 @@ from typing import Any
 
 PRICES = Path(__file__).resolve().parent / "prices-us-east-1.json"
 GIB = Decimal(2**30)  # AWS bills data and memory in binary gigabytes
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)

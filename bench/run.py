@@ -84,7 +84,9 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser.add_argument("--fanout-runs", type=int, default=3, help="warm scheduled runs of ours (median)")
     parser.add_argument("--peer-fanout-runs", type=int, default=1, help="warm scheduled runs of the peer")
     parser.add_argument("--quick", action="store_true", help="3 cold runs, 30 warm pings, 1 fan-out run")
-    parser.add_argument("--out", type=Path, help="JSON result file (default: bench/results/<time>.json)")
+    parser.add_argument(
+        "--out", type=Path, help="JSON result file (default: bench/results/bench-<time>.json)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.cold_runs, args.warm_requests, args.fanout_runs = 3, 30, 1

@@ -23,6 +23,7 @@ from stripe_monitor.errors import (
     RouteNotFoundError,
 )
 from stripe_monitor.http_api import create_resolver, json_response, parse_body
+from stripe_monitor.logic.deliveries import MAX_CLOCK_SKEW
 from stripe_monitor.model.ids import is_event_id, validate_destination_id
 from stripe_monitor.model.receipt import Channel, Receipt
 from stripe_monitor.model.untrusted import BoundedDatetime, is_api_request, loads_json
@@ -32,8 +33,6 @@ from stripe_monitor.wiring import receipt_services
 
 MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_RECEIPT_BYTES = 4096
-# How far a reported arrival time may lie in the future (clock skew) or in the past.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_RECEIPT_AGE = timedelta(days=1)
 WEBHOOK = "/webhooks/stripe"
 RECEIPTS = "/receipts"
@@ -116,7 +115,9 @@ def application_receipt() -> Response[str]:
     now = datetime.now(UTC)
     received_at = body.received_at or now
     if not now - MAX_RECEIPT_AGE <= received_at <= now + MAX_CLOCK_SKEW:
-        raise InvalidInputError("received_at must be within the last day", code="invalid_received_at")
+        raise InvalidInputError(
+            "received_at must be within the last day and at most 5 minutes ahead", code="invalid_received_at"
+        )
     receipt = Receipt(body.destination_id, body.event_id, Channel.APPLICATION, received_at)
     return json_response(200, receipt_services().deliveries.record(receipt))
 

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_receipts import BRIDGE, PROBE, check_of, receipts  # noqa: F401 (fixture)
+from tests.integration.test_receipts import (  # noqa: F401 (fixture)
+    APPLICATION,
+    BRIDGE,
+    PROBE,
+    check_of,
+    receipts,
+)
 from tests.support import api_event, ping_event
 
 pytestmark = pytest.mark.usefixtures("receipts")
@@ -16,6 +22,16 @@ UNWATCHED = "ed_test_61ViewUnmonitored00001"
 def destinations(deployment) -> dict[str, dict[str, Any]]:
     answer = deployment.invoke(api_event("GET", "/destinations"))
     return {d["destination_id"]: d for d in json.loads(answer["body"])["destinations"]}
+
+
+def test_a_listed_destination_without_a_receipt_yet_shows_its_channel_as_configured(deployment):
+    deployment.stripe.add_destination(APPLICATION)  # in ReceiptDestinationIds: POST /receipts or a probe
+    deployment.invoke(ping_event(APPLICATION))
+
+    view = destinations(deployment)[APPLICATION]
+
+    assert (view["receipt_channel"], view["receipt_hint"]) == ("configured", None)
+    assert view["last_check"]["delivery_status"] == "pending"
 
 
 def test_each_destination_shows_its_receipt_channel_share_and_latency(deployment):

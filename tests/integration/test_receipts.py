@@ -44,8 +44,8 @@ def items_of(deployment: Deployment, destination_id: str) -> list[dict[str, Any]
 
 
 def check_of(deployment: Deployment, destination_id: str, *, until: str | None = None) -> dict[str, Any]:
-    """The destination's newest check; with ``until``, waits (bounded) for that delivery status."""
-    for _ in range(100):
+    """The destination's newest check; with ``until``, waits (10 s at most) for that delivery status."""
+    for _ in range(200):
         records, _ = ping_services().queries.history(destination_id, limit=1, cursor=None)
         record = records[0].to_dict()
         if until is None or record["delivery_status"] == until:

@@ -258,3 +258,23 @@ def test_a_receipt_said_to_arrive_before_its_event_was_created_is_refused(receiv
     assert (response["statusCode"], body(response)["error"]["code"]) == (400, "invalid_received_at")
     history = body(hostile.invoke(api_event("GET", f"/destinations/{KNOWN}/pings")))["pings"]
     assert history[0]["delivery_status"] == "pending"  # not "delivered" with a latency clamped to 0
+
+
+@pytest.mark.parametrize(
+    "offset", [timedelta(days=-2), timedelta(hours=1)], ids=["two-days-ago", "an-hour-ahead"]
+)
+def test_a_receipt_said_to_arrive_outside_the_last_day_or_in_the_future_is_refused(receiver, hostile, offset):
+    record = body(hostile.invoke(ping_event(KNOWN)))
+    event = api_event("POST", "/receipts")
+    event["resource"] = event["requestContext"]["resourcePath"] = "/receipts"
+    received_at = (datetime.now(UTC) + offset).isoformat()
+    event["body"] = json.dumps(
+        {"event_id": record["event_id"], "destination_id": KNOWN, "received_at": received_at}
+    )
+
+    response = receiver.invoke(event)
+
+    assert (response["statusCode"], body(response)["error"]["code"]) == (400, "invalid_received_at")
+    assert "within the last day and at most 5 minutes ahead" in body(response)["error"]["message"]
+    history = body(hostile.invoke(api_event("GET", f"/destinations/{KNOWN}/pings")))["pings"]
+    assert history[0]["delivery_status"] == "pending"

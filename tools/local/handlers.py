@@ -34,15 +34,16 @@ def ping_handler() -> Handler:
 
 def receipt_handler() -> Handler:
     use_lambda_paths()
-    module = sys.modules.get("receipt_app")
-    if module is None:
-        spec = importlib.util.spec_from_file_location(
-            "receipt_app", ROOT / "functions" / "receipt" / "app.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["receipt_app"] = module
-        spec.loader.exec_module(module)
+    with _LOADING:
+        module = sys.modules.get("receipt_app")
+        if module is None:
+            spec = importlib.util.spec_from_file_location(
+                "receipt_app", ROOT / "functions" / "receipt" / "app.py"
+            )
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["receipt_app"] = module
+            spec.loader.exec_module(module)
     handler: Handler = module.lambda_handler
     return handler
 

@@ -4,12 +4,14 @@ The code under test finds it through the standard ``AWS_ENDPOINT_URL``; nothing 
 """
 
 import errno
+import functools
 import logging
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Self
 
 import boto3
@@ -18,7 +20,16 @@ from moto.server import ThreadedMotoServer
 from tools.standins.service import Service
 from tools.standins.template import load_template, results_table_create_args, results_table_ttl_attribute
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
+# DynamoDB applies each request to an item atomically: of two updates of one new item, the second sees the
+# first. moto's server threads do not (both create the item, one is lost), which made receipts that raced
+# their check's join miss it under load. In this process moto's table operations take one lock instead.
+_ONE_AT_A_TIME = (
+    "put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items",
+    "get_item", "batch_get_item", "transact_get_items", "query", "scan",
+)  # fmt: skip
+_TABLE_LOCK = threading.RLock()
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -48,6 +59,24 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
     }
 
 
+def make_dynamodb_atomic() -> None:
+    """moto's DynamoDB operations one at a time in this process (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _ONE_AT_A_TIME:
+        operation = getattr(DynamoDBBackend, name)
+        if getattr(operation, "one_at_a_time", False):
+            continue
+
+        @functools.wraps(operation)
+        def locked(self: Any, *args: Any, _operation: Any = operation, **kwargs: Any) -> Any:
+            with _TABLE_LOCK:
+                return _operation(self, *args, **kwargs)
+
+        locked.one_at_a_time = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
+
+
 class AwsStandIn(Service):
     """moto's server in a thread of this process, or (``own_process=True``) in a process of its own, as the
     benchmark runs it: there moto's CPU time must not hold up the Stripe stand-in in this process."""
@@ -73,6 +102,7 @@ class AwsStandIn(Service):
         # waits for it forever. So the port is checked first, and the start is bounded.
         ensure_port_free(self.port)
         if self._server is not None:
+            make_dynamodb_atomic()
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
             starting = threading.Thread(target=self._server.start, name="moto-start", daemon=True)
             starting.start()
@@ -81,7 +111,8 @@ class AwsStandIn(Service):
                 raise RuntimeError(f"moto's server did not start on port {self.port}")
             return self
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "tools.standins.aws", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -129,3 +160,10 @@ class AwsStandIn(Service):
             secrets.create_secret(Name=secret_id, SecretString=value)
         except secrets.exceptions.ResourceExistsException:
             secrets.put_secret_value(SecretId=secret_id, SecretString=value)
+
+
+if __name__ == "__main__":  # moto's server in a process of its own, with DynamoDB's atomicity
+    from moto.server import main
+
+    make_dynamodb_atomic()
+    main(sys.argv[1:])

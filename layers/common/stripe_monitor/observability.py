@@ -29,7 +29,7 @@ class _NoSegment(BaseSegment):
 
 class _NoTracing(BaseProvider):
     """Tracing off: Powertools' Tracer with this provider never imports or patches the X-Ray SDK, which
-    its own ``disabled`` mode still does (about 30 ms of every cold start, docs/performance.md)."""
+    its own ``disabled`` mode still does (17 ms of every cold start, docs/performance.md)."""
 
     @contextmanager
     def in_subsegment(self, name: Any = None, **kwargs: Any) -> Generator[BaseSegment]:

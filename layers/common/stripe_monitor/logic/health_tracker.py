@@ -60,6 +60,9 @@ class HealthTracker:
                 if transition:
                     self._publish_change(transition, saved)
                 return
+        logger.warning(
+            "destination state changed concurrently; verdict not counted", destination_id=destination_id
+        )
 
     def remove(self, state: DestinationState, at: str) -> Transition | None:
         """Report a destination gone from the Stripe account (once: its state says removed)."""

@@ -64,18 +64,6 @@ def signed_with(payload: bytes, header: SignatureHeader, secrets: Sequence[str])
     return found
 
 
-def verify_signature(
-    payload: bytes,
-    header: str | None,
-    secrets: Sequence[str],
-    *,
-    now: float,
-    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
-) -> None:
-    if not signed_with(payload, parse_header(header, now=now, tolerance=tolerance), secrets):
-        raise SignatureError("no valid signature for this payload")
-
-
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
     """A header value as Stripe would send it (for stand-ins and tests)."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
