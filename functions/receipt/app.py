@@ -115,8 +115,10 @@ def application_receipt() -> Response[str]:
     now = datetime.now(UTC)
     received_at = body.received_at or now
     if not now - MAX_RECEIPT_AGE <= received_at <= now + MAX_CLOCK_SKEW:
+        ahead = MAX_CLOCK_SKEW.seconds // 60
         raise InvalidInputError(
-            "received_at must be within the last day and at most 5 minutes ahead", code="invalid_received_at"
+            f"received_at must be within the last day and at most {ahead} minutes ahead",
+            code="invalid_received_at",
         )
     receipt = Receipt(body.destination_id, body.event_id, Channel.APPLICATION, received_at)
     return json_response(200, receipt_services().deliveries.record(receipt))

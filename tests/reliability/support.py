@@ -14,6 +14,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from tests.conftest import Deployment, reset_caches
+from tests.support import ROOT
 from tools.standins.aws import AwsStandIn, free_port
 
 _DESERIALIZER = TypeDeserializer()
@@ -53,12 +54,13 @@ def logged(caplog: pytest.LogCaptureFixture, message: str) -> list[dict[str, Any
 
 @contextlib.contextmanager
 def moto_in_its_own_process() -> Iterator[AwsStandIn]:
-    """moto's server (its own command line, threaded) in a process of its own, for load tests: moto gets a
-    core of its own instead of sharing the test process's with the Stripe stand-in. The returned
-    ``AwsStandIn`` is only a client of it (it is never started)."""
+    """moto's server (threaded, its DynamoDB atomic per request) in a process of its own, for load tests:
+    moto gets a core of its own instead of sharing the test process's with the Stripe stand-in. The
+    returned ``AwsStandIn`` is only a client of it (it is never started)."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "tools.standins.aws", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -22,14 +22,12 @@ from tools.standins.template import load_template, results_table_create_args, re
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
-# DynamoDB applies each request to an item atomically: of two updates of one new item, the second sees the
-# first. moto's server threads do not (both create the item, one is lost), which made receipts that raced
-# their check's join miss it under load. In this process moto's table operations take one lock instead.
-_ONE_AT_A_TIME = (
-    "put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items",
-    "get_item", "batch_get_item", "transact_get_items", "query", "scan",
-)  # fmt: skip
-_TABLE_LOCK = threading.RLock()
+# DynamoDB applies each request to an item atomically, and answers with the item as that request left it
+# (ALL_OLD / ALL_NEW). moto's server threads do not: two updates of one new item both create it and one is
+# lost, two answers can show the same old value. The monitor relies on both (a check joining its event's
+# item while a receipt records an arrival on it; a delivery counted once), so in this process moto takes
+# DynamoDB requests one at a time.
+_DYNAMODB_REQUESTS = threading.RLock()
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
@@ -60,21 +58,20 @@ def aws_environment(endpoint_url: str) -> dict[str, str]:
 
 
 def make_dynamodb_atomic() -> None:
-    """moto's DynamoDB operations one at a time in this process (idempotent)."""
-    from moto.dynamodb.models import DynamoDBBackend
+    """moto's DynamoDB requests, answer included, one at a time in this process (idempotent)."""
+    from moto.dynamodb.responses import DynamoHandler
 
-    for name in _ONE_AT_A_TIME:
-        operation = getattr(DynamoDBBackend, name)
-        if getattr(operation, "one_at_a_time", False):
-            continue
+    call_action = DynamoHandler.call_action
+    if getattr(call_action, "one_at_a_time", False):
+        return
 
-        @functools.wraps(operation)
-        def locked(self: Any, *args: Any, _operation: Any = operation, **kwargs: Any) -> Any:
-            with _TABLE_LOCK:
-                return _operation(self, *args, **kwargs)
+    @functools.wraps(call_action)
+    def one_at_a_time(self: Any) -> Any:
+        with _DYNAMODB_REQUESTS:
+            return call_action(self)
 
-        locked.one_at_a_time = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
+    one_at_a_time.one_at_a_time = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = one_at_a_time  # type: ignore[method-assign]
 
 
 class AwsStandIn(Service):

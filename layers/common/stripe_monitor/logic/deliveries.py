@@ -151,9 +151,10 @@ class Deliveries:
         return record
 
     def sweep(self, destination_ids: Iterable[str], now: datetime) -> list[CheckRecord]:
-        """Checks still pending ``lost_after`` after their ping event was created: lost. Each counts as a
-        failed check in the destination's health. (The event's creation time, not ``pinged_at``, because a
-        redelivered scheduled run keeps the scheduled time as ``pinged_at``.)"""
+        """Checks still pending ``lost_after`` after their ping event was created, as judged at ``now``:
+        lost. Each counts as a failed check in the destination's health, at the time it is declared. (The
+        event's creation time, not ``pinged_at``, because a redelivered scheduled run keeps the scheduled
+        time as ``pinged_at``.)"""
         lost_after = timedelta(seconds=self.settings.lost_after_seconds)
         lost = []
         for destination_id in destination_ids:
@@ -166,7 +167,7 @@ class Deliveries:
                     continue
                 lost.append(check)
                 reason = f"ping event {check.event_id} was not delivered within {_duration(lost_after)}"
-                self.health.observe(destination_id, Verdict.FAIL, reason, iso_ms(now))
+                self.health.observe(destination_id, Verdict.FAIL, reason, iso_ms(utc_now()))
                 report_delivery(
                     destination_id, latency_ms=None, lost=True, per_destination=self._per_destination
                 )

@@ -41,6 +41,7 @@ class Queries:
         """Every destination seen, with how its receipts arrive and how its pings fared in the last day."""
         now = utc_now()
         since = iso_ms(now - STATS_PERIOD)
+        configured = self.deliveries.configured()
         found = []
         for destination_id, state in sorted(self.table.states.load_all().items()):
             checks = self.table.checks.since(destination_id, since)
@@ -48,7 +49,7 @@ class Queries:
             # sweep learned of its delivery since.
             if checks and state.last_check and checks[0].pinged_at == state.last_check.pinged_at:
                 state = replace(state, last_check=checks[0])
-            if destination_id in self.deliveries.configured():
+            if destination_id in configured:
                 state = _with_last_receipt(state, checks)
             channel = self.deliveries.receipt_channel(destination_id, state, now)
             found.append(
