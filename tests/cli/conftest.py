@@ -22,7 +22,7 @@ LOST = "ed_test_61DemoLostDelivery0004"  # monitored, but its deliveries never a
 FAILING = "ed_test_61DemoFailing5xx0003"  # Stripe answers 500
 DEMO = [HEALTHY, BRIDGE, LOST, FAILING]
 # A principal whose signature is valid but who may not call execute-api:Invoke on the API.
-NO_INVOKE = {"AWS_ACCESS_KEY_ID": "AKIALOCALNOINVOKE000", "AWS_SECRET_ACCESS_KEY": "no-invoke-secret"}
+NO_INVOKE = {"AWS_ACCESS_KEY_ID": "local-no-invoke", "AWS_SECRET_ACCESS_KEY": "no-invoke-secret"}
 DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": API_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": API_SECRET_KEY}
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
