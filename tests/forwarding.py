@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import pytest
 import urllib3
@@ -19,7 +19,7 @@ from stripe_monitor.wiring import ping_services
 from tests.conftest import Deployment, reset_caches
 from tests.support import ping_event, receipt_app
 from tools.standins.api_gateway import LocalApiGateway, Route
-from tools.standins.service import Service
+from tools.standins.service import LoopbackHttpServer
 
 # The user's application: a webhook destination whose ping events it forwards to the stack.
 APPLICATION = "ed_test_61ForwardingApplication1"
@@ -59,7 +59,7 @@ class Delivery:
         return event_id
 
 
-class CaptureServer(Service):
+class CaptureServer(LoopbackHttpServer):
     """An HTTP server on 127.0.0.1 that keeps each request it gets and answers ``status``: the user's
     application (Stripe's stand-in delivers to it), or a monitor that a snippet forwards to."""
 
@@ -84,23 +84,11 @@ class CaptureServer(Service):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="capture", daemon=True
-        )
+        super().__init__(Handler, name="capture")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/stripe/webhook"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://127.0.0.1:{self.port}/stripe/webhook"
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Delivery]:
         """The requests received, once there are ``count`` of them (waits, bounded)."""

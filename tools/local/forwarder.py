@@ -5,20 +5,17 @@ unchanged, with its ``Stripe-Signature`` header to ``POST <ApiUrl>/webhooks/stri
 the signature with the destination's own signing secret), and answers Stripe 200.
 """
 
-import threading
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
-from tools.standins.service import Service
+from tools.standins.service import LoopbackHttpServer, post
 
 MAX_BODY = 64 * 1024
 PATH = "/stripe/webhook"
 REPLY = b'{"received": true}'
 
 
-class ApplicationForwarder(Service):
+class ApplicationForwarder(LoopbackHttpServer):
     def __init__(self, port: int = 0) -> None:
         self.target: str | None = None  # <ApiUrl>/webhooks/stripe, set once the API runs
         self.forwarded: list[int | None] = []  # the stack's HTTP status for each forward (None: no answer)
@@ -40,15 +37,11 @@ class ApplicationForwarder(Service):
                 self.end_headers()
                 self.wfile.write(REPLY)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="your-application", daemon=True
-        )
+        super().__init__(Handler, port=port, name="your-application")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{PATH}"
+        return f"http://127.0.0.1:{self.port}{PATH}"
 
     def forward(self, body: bytes, signature: str | None) -> None:
         if self.target is None:
@@ -56,21 +49,4 @@ class ApplicationForwarder(Service):
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if signature is not None:
             headers["Stripe-Signature"] = signature
-        request = urllib.request.Request(self.target, data=body, method="POST", headers=headers)
-        status: int | None
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                status = int(answer.status)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:
-            status = None
-        self.forwarded.append(status)
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.forwarded.append(post(self.target, body, headers))

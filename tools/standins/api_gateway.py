@@ -18,12 +18,11 @@ import base64
 import hmac
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SigV4Auth
@@ -31,7 +30,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tools.lambda_context import FakeLambdaContext
-from tools.standins.service import Service
+from tools.standins.service import LoopbackHttpServer
 from tools.standins.template import load_template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -101,7 +100,7 @@ def template_routes(
     return routes
 
 
-class LocalApiGateway(Service):
+class LocalApiGateway(LoopbackHttpServer):
     def __init__(
         self,
         routes: Sequence[Route],
@@ -136,23 +135,11 @@ class LocalApiGateway(Service):
 
             do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = do_GET
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="api-gateway", daemon=True
-        )
+        super().__init__(Handler, port=port, name="api-gateway")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/{STAGE}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://127.0.0.1:{self.port}/{STAGE}"
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         split = urlsplit(request.path)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from tools.standins.service import post
 from tools.standins.stripe.model import Destination
 
 
@@ -33,25 +32,12 @@ def post_to_webhook(destination: Destination, thin: dict[str, Any]) -> int | Non
     payload = json.dumps(thin).encode()
     timestamp = int(datetime.now(UTC).timestamp())
     digest = hmac.new(destination.signing_secret.encode(), f"{timestamp}.".encode() + payload, "sha256")
-    request = urllib.request.Request(
-        destination.url,
-        data=payload,
-        method="POST",
-        headers={
-            "Content-Type": "application/json; charset=utf-8",
-            "Stripe-Signature": f"t={timestamp},v1={digest.hexdigest()}",
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        },
-    )
-    status: int | None
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            status = int(answer.status)
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except OSError:
-        status = None
-    return status
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": f"t={timestamp},v1={digest.hexdigest()}",
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+    }
+    return post(destination.url, payload, headers)
 
 
 def eventbridge_envelope(destination: Destination, thin: dict[str, Any]) -> dict[str, Any]:
