@@ -58,11 +58,16 @@ class CommonSettings(BaseModel):
         return tuple(dict.fromkeys(validate_destination_id(item) for item in value))
 
     @property
-    def monitored_destination_ids(self) -> frozenset[str]:
-        """Destinations whose pings are expected to produce a receipt (an EventBridge partner bus is named
-        after its destination: aws.partner/stripe.com/ed_...)."""
+    def bus_destination_ids(self) -> frozenset[str]:
+        """Destinations whose receipts come through a partner bus (named after its destination:
+        aws.partner/stripe.com/ed_...)."""
         from_buses = (name.rsplit("/", 1)[-1] for name in self.receipt_event_bus_names)
-        return frozenset(self.receipt_destination_ids) | {b for b in from_buses if b.startswith("ed_")}
+        return frozenset(b for b in from_buses if b.startswith("ed_"))
+
+    @property
+    def monitored_destination_ids(self) -> frozenset[str]:
+        """Destinations whose pings are expected to produce a receipt."""
+        return frozenset(self.receipt_destination_ids) | self.bus_destination_ids
 
     @property
     def learned_receipt_window(self) -> timedelta:

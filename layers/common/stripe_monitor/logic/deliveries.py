@@ -74,8 +74,7 @@ class Deliveries:
             return None
         if destination_id in self._forwarding():
             return Channel.APPLICATION
-        buses = {name.rsplit("/", 1)[-1] for name in self.settings.receipt_event_bus_names}
-        return Channel.EVENTBRIDGE if destination_id in buses else "configured"
+        return Channel.EVENTBRIDGE if destination_id in self.settings.bus_destination_ids else "configured"
 
     def expecting_receipts(self, states: dict[str, DestinationState], now: datetime) -> list[str]:
         """Destinations whose checks may still wait for receipts: the sweep looks at these."""
